@@ -1,0 +1,120 @@
+package sclp
+
+import "net/netip"
+
+// create makes a partial message for key with a buffer of class c, evicting under the caps
+// as needed. It returns nil when the caps cannot make room.
+func (r *Reassembler) create(t int64, key Key, c int) *entry {
+	need := classSize(c)
+	if !r.admit(key.Src, need) {
+		return nil
+	}
+	pr := r.peers[key.Src]
+	if pr == nil {
+		pr = r.newPeer(key.Src)
+	}
+	e := r.newEntry()
+	e.key, e.created, e.size, e.held = key, t, -1, 0
+	e.buf = r.bufs.get(c)
+	e.class = int8(c)
+	e.peer = pr
+	r.entries[key] = e
+	r.age.pushBack(e)
+	pr.pushBack(e)
+	pr.bytes += need
+	pr.entries++
+	r.bytes += need
+	r.heaps[byBytes].fixPeer(pr)
+	r.heaps[byEntries].fixPeer(pr)
+	return e
+}
+
+// admit evicts partial messages until one more of need bytes from src fits every cap. It
+// returns false if it cannot fit at all.
+func (r *Reassembler) admit(src netip.Addr, need int) bool {
+	cfg := &r.cfg
+	if need > cfg.MaxBytes || need > cfg.MaxPeerBytes || cfg.MaxEntries < 1 || cfg.MaxPeerEntries < 1 {
+		return false
+	}
+	for pr := r.peers[src]; pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes); pr = r.peers[src] {
+		r.drop(pr.head, DropEvicted)
+	}
+	for len(r.entries)+1 > cfg.MaxEntries {
+		r.drop(r.heaps[byEntries].top().head, DropEvicted)
+	}
+	for r.bytes+need > cfg.MaxBytes {
+		r.drop(r.heaps[byBytes].top().head, DropEvicted)
+	}
+	return true
+}
+
+// drop discards a partial message for reason, counts it and reports it to OnDrop.
+func (r *Reassembler) drop(e *entry, reason DropReason) {
+	r.stats.Drops[reason]++
+	if r.cfg.OnDrop != nil {
+		r.cfg.OnDrop(e.key, reason, e.held)
+	}
+	r.bufs.put(e.buf)
+	e.buf = nil
+	r.remove(e)
+}
+
+// remove unlinks e (whose buffer was already taken) from every structure and recycles it.
+func (r *Reassembler) remove(e *entry) {
+	pr := e.peer
+	delete(r.entries, e.key)
+	r.age.remove(e)
+	pr.remove(e)
+	if r.last == e {
+		r.last = nil
+	}
+	need := classSizeOf(e)
+	pr.bytes -= need
+	pr.entries--
+	r.bytes -= need
+	if pr.entries == 0 {
+		r.freePeer(pr)
+	} else {
+		r.heaps[byBytes].fixPeer(pr)
+		r.heaps[byEntries].fixPeer(pr)
+	}
+	*e = entry{spans: e.spans[:0]}
+	r.free = append(r.free, e)
+}
+
+// classSizeOf returns the accounted size of e's buffer class.
+func classSizeOf(e *entry) int { return classSize(int(e.class)) }
+
+// newEntry returns a recycled or new entry.
+func (r *Reassembler) newEntry() *entry {
+	if n := len(r.free); n > 0 {
+		e := r.free[n-1]
+		r.free = r.free[:n-1]
+		return e
+	}
+	return &entry{spans: make([]span, 0, min(r.cfg.MaxPieces, 64))}
+}
+
+// newPeer registers a peer.
+func (r *Reassembler) newPeer(addr netip.Addr) *peer {
+	var pr *peer
+	if n := len(r.freeP); n > 0 {
+		pr = r.freeP[n-1]
+		r.freeP = r.freeP[:n-1]
+	} else {
+		pr = &peer{}
+	}
+	*pr = peer{addr: addr}
+	r.peers[addr] = pr
+	r.heaps[byBytes].push(pr)
+	r.heaps[byEntries].push(pr)
+	return pr
+}
+
+// freePeer unregisters a peer without partial messages.
+func (r *Reassembler) freePeer(pr *peer) {
+	delete(r.peers, pr.addr)
+	r.heaps[byBytes].remove(pr)
+	r.heaps[byEntries].remove(pr)
+	r.freeP = append(r.freeP, pr)
+}

@@ -1,0 +1,246 @@
+package sclp
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Reassembler is stage 2 of SCLP receive: it restores whole messages from pieces (segments
+// or coalesced runs) that may arrive out of order, duplicated or not at all.
+//
+// A partial message is keyed by Key and holds one pooled buffer; every piece is copied once,
+// straight to its final place (messages are stored right-aligned, so a piece that arrives
+// before the first one, whose message size is still unknown, already knows its position
+// from the end). Duplicates and overlaps are dropped and never touch held bytes. A partial
+// message expires Timeout after its first piece arrived. Buffer bytes and partial messages
+// are capped per peer (Key.Src) and globally: a peer over its own cap loses its own oldest
+// partial message; under a global cap the oldest partial message of the peer holding the
+// most (bytes, or entries for the entry cap) is evicted, so a flooding source evicts its own
+// reassemblies before anyone else's.
+//
+// The clock is whatever the caller passes to Add and Expire; it is made monotonic (a time
+// before the latest one seen counts as the latest). A Reassembler is not safe for concurrent
+// use: run one per worker. In the steady state it allocates nothing.
+type Reassembler struct {
+	cfg     Config
+	timeout int64
+	now     int64
+	entries map[Key]*entry
+	peers   map[netip.Addr]*peer
+	age     ageList
+	heaps   [2]peerHeap
+	bufs    bufferPool
+	free    []*entry
+	freeP   []*peer
+	last    *entry // cache of the most recent entry: consecutive pieces skip the map
+	bytes   int
+	stats   Stats
+}
+
+// NewReassembler returns a reassembler with cfg's limits (zero fields take DefaultConfig
+// values). It returns an error wrapping ErrBadConfig for negative limits.
+func NewReassembler(cfg Config) (*Reassembler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Reassembler{
+		cfg:     cfg,
+		timeout: int64(cfg.Timeout),
+		entries: make(map[Key]*entry),
+		peers:   make(map[netip.Addr]*peer),
+		bufs:    bufferPool{maxFree: 64},
+	}
+	r.heaps[byBytes].which = byBytes
+	r.heaps[byEntries].which = byEntries
+	return r, nil
+}
+
+// Config returns the effective configuration.
+func (r *Reassembler) Config() Config { return r.cfg }
+
+// clock advances the monotonic clock to now and returns it.
+func (r *Reassembler) clock(now time.Time) int64 {
+	if t := now.UnixNano(); t > r.now {
+		r.now = t
+	}
+	return r.now
+}
+
+// Add offers a piece at time now. It first expires partial messages older than the timeout.
+// The Result says whether the piece completed a message (returned, valid until Release),
+// was buffered, or was dropped and why (the drop is counted). The piece's payload is copied
+// unless it is the whole message by itself (First with Remaining 0), in which case the
+// returned Message aliases it. Add never retains p.Payload.
+func (r *Reassembler) Add(now time.Time, p Piece) (Message, Result) {
+	t := r.clock(now)
+	r.expire(t)
+	s, rem := len(p.Payload), p.Remaining
+	switch {
+	case rem < 0 || rem > MaxRemaining || s+rem > MaxMessageLen:
+		return r.reject(DropOverLimit)
+	case p.First && rem == 0:
+		r.stats.Completed++
+		r.stats.Direct++
+		r.stats.CompletedBytes += uint64(s)
+		return Message{Key: p.Key, Payload: p.Payload}, Result{Status: Completed}
+	case !p.First && s == 0:
+		return r.reject(DropShort)
+	}
+	e := r.last
+	if e == nil || e.key != p.Key {
+		e = r.entries[p.Key]
+	}
+	if e == nil {
+		c := maxClass
+		if p.First {
+			c = classFor(s + rem)
+		}
+		if e = r.create(t, p.Key, c); e == nil {
+			return r.reject(DropOverLimit)
+		}
+	}
+	r.last = e
+	if reason := e.place(p, r.cfg.MaxPieces); reason != DropNone {
+		return r.reject(reason)
+	}
+	r.stats.Buffered++
+	if e.size < 0 || len(e.spans) != 1 || e.spans[0].lo != 0 || e.spans[0].hi != e.size {
+		return Message{}, Result{Status: Buffered}
+	}
+	return r.complete(e), Result{Status: Completed}
+}
+
+// reject counts a dropped piece.
+func (r *Reassembler) reject(reason DropReason) (Message, Result) {
+	r.stats.Drops[reason]++
+	return Message{}, Result{Status: Dropped, Reason: reason}
+}
+
+// place records piece p in e; it returns the drop reason if p must be dropped.
+func (e *entry) place(p Piece, maxSpans int) DropReason {
+	s, rem := len(p.Payload), p.Remaining
+	if p.First {
+		size := s + rem
+		switch {
+		case e.size >= 0 && e.size != size:
+			return DropOverlap
+		case e.size < 0 && len(e.spans) > 0 && e.spans[len(e.spans)-1].hi > size:
+			return DropOverlap
+		case size > len(e.buf.b):
+			return DropOverLimit // cannot happen: an unknown size always has the largest class
+		}
+	} else if e.size >= 0 && s+rem > e.size {
+		return DropOverlap
+	}
+	if s == 0 { // an empty first piece only announces the size
+		if e.size == rem {
+			return DropDuplicate
+		}
+	} else if reason := e.insert(span{rem, rem + s}, maxSpans); reason != DropNone {
+		return reason
+	}
+	if p.First {
+		e.size = s + rem
+	}
+	end := len(e.buf.b) - rem
+	copy(e.buf.b[end-s:end], p.Payload)
+	e.held += s
+	return DropNone
+}
+
+// insert adds the non-empty span sp to the sorted spans, merging adjacent ones. A span inside
+// an existing one is a duplicate, one that intersects any is an overlap; neither is inserted.
+func (e *entry) insert(sp span, maxSpans int) DropReason {
+	n := len(e.spans)
+	i := 0
+	for i < n && e.spans[i].hi < sp.lo {
+		i++
+	}
+	for j := i; j < n && e.spans[j].lo < sp.hi; j++ {
+		if cur := e.spans[j]; cur.hi > sp.lo {
+			if cur.lo <= sp.lo && sp.hi <= cur.hi {
+				return DropDuplicate
+			}
+			return DropOverlap
+		}
+	}
+	prevAdj := i < n && e.spans[i].hi == sp.lo
+	k := i
+	if prevAdj {
+		k = i + 1
+	}
+	nextAdj := k < n && e.spans[k].lo == sp.hi
+	switch {
+	case prevAdj && nextAdj:
+		e.spans[i].hi = e.spans[k].hi
+		e.spans = append(e.spans[:k], e.spans[k+1:]...)
+	case prevAdj:
+		e.spans[i].hi = sp.hi
+	case nextAdj:
+		e.spans[k].lo = sp.lo
+	case n >= maxSpans:
+		return DropOverLimit
+	default:
+		e.spans = append(e.spans, span{})
+		copy(e.spans[k+1:], e.spans[k:])
+		e.spans[k] = sp
+	}
+	return DropNone
+}
+
+// complete removes e, which holds its whole message, and returns the message.
+func (r *Reassembler) complete(e *entry) Message {
+	b := e.buf.b
+	m := Message{Key: e.key, Payload: b[len(b)-e.size:], buf: e.buf}
+	e.buf.out = true
+	e.buf = nil
+	r.stats.Completed++
+	r.stats.CompletedBytes += uint64(e.size)
+	r.remove(e)
+	return m
+}
+
+// Release returns a message's buffer to the reassembler's pool. Payload must not be used
+// afterwards. Releasing a message that aliases its piece, or releasing twice, does nothing.
+func (r *Reassembler) Release(m Message) {
+	if m.buf != nil && m.buf.out {
+		r.bufs.put(m.buf)
+	}
+}
+
+// Expire drops every partial message whose timeout has passed at now and returns how many.
+func (r *Reassembler) Expire(now time.Time) int {
+	return r.expire(r.clock(now))
+}
+
+// expire drops timed-out partial messages, oldest first.
+func (r *Reassembler) expire(t int64) int {
+	n := 0
+	for e := r.age.head; e != nil && t-e.created >= r.timeout; e = r.age.head {
+		reason := DropTimeout
+		if e.size < 0 {
+			reason = DropOrphan
+		}
+		r.drop(e, reason)
+		n++
+	}
+	return n
+}
+
+// Count adds one drop for reason, for drops its caller decides (bad checksum, bad VXLAN,
+// unknown peer, short packet), so one Stats covers a whole receive pipeline.
+func (r *Reassembler) Count(reason DropReason) {
+	if reason < NumDropReasons {
+		r.stats.Drops[reason]++
+	}
+}
+
+// Stats returns the counters and current usage.
+func (r *Reassembler) Stats() Stats {
+	s := r.stats
+	s.BufferedBytes = r.bytes
+	s.BufferedEntries = len(r.entries)
+	s.Peers = len(r.peers)
+	return s
+}
