@@ -120,7 +120,7 @@ type entry struct {
 	size         int   // message size, -1 until the first piece arrives
 	held         int   // payload bytes held
 	buf          *buffer
-	class        int8 // size class of buf, accounted in the caps
+	class        int8   // size class of buf, accounted in the caps
 	spans        []span // sorted, disjoint, never adjacent
 	peer         *peer
 	gprev, gnext *entry // global age list
