@@ -1,0 +1,66 @@
+package fallback
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+)
+
+// Port is where completed messages of one tunnel port go. *Injector implements it.
+type Port interface {
+	// Inject delivers one inner Ethernet frame; it may rewrite the frame's L4 checksum field.
+	Inject(frame []byte) error
+}
+
+// PortKey names a tunnel port on the receive side: the peer's underlay address and the VNI.
+type PortKey struct {
+	Peer netip.Addr
+	VNI  uint32
+}
+
+// PortTable maps (peer, VNI) to tunnel ports. Lookups are lock-free and allocate nothing
+// (copy-on-write map behind an atomic pointer); updates are serialised.
+type PortTable struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[PortKey]Port]
+}
+
+// Lookup returns the port for k, or nil.
+func (t *PortTable) Lookup(k PortKey) Port {
+	m := t.m.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[k]
+}
+
+// Set maps k to p (replacing any previous port).
+func (t *PortTable) Set(k PortKey, p Port) {
+	t.update(func(m map[PortKey]Port) { m[k] = p })
+}
+
+// Delete removes k.
+func (t *PortTable) Delete(k PortKey) {
+	t.update(func(m map[PortKey]Port) { delete(m, k) })
+}
+
+// Len returns the number of ports.
+func (t *PortTable) Len() int {
+	if m := t.m.Load(); m != nil {
+		return len(*m)
+	}
+	return 0
+}
+
+func (t *PortTable) update(fn func(map[PortKey]Port)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := make(map[PortKey]Port)
+	if old := t.m.Load(); old != nil {
+		for k, v := range *old {
+			n[k] = v
+		}
+	}
+	fn(n)
+	t.m.Store(&n)
+}
