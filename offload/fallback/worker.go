@@ -34,8 +34,8 @@ func (s Stats) TimedOut() uint64 {
 // Evicted returns partial messages evicted under the memory caps.
 func (s Stats) Evicted() uint64 { return s.Reassembly.Drops[sclp.DropEvicted] }
 
-// add accumulates o into s (buffer usage adds up across workers).
-func (s *Stats) add(o Stats) {
+// Add accumulates o into s (buffer usage adds up across workers).
+func (s *Stats) Add(o Stats) {
 	r, q := &s.Reassembly, o.Reassembly
 	r.Completed += q.Completed
 	r.CompletedBytes += q.CompletedBytes
@@ -194,7 +194,7 @@ func (p *Pipeline) Workers() []*Worker { return p.workers }
 func (p *Pipeline) Stats() Stats {
 	var s Stats
 	for _, w := range p.workers {
-		s.add(w.Stats())
+		s.Add(w.Stats())
 	}
 	return s
 }

@@ -12,7 +12,10 @@ import (
 // fakePort records injected frames.
 type fakePort struct{ frames [][]byte }
 
-func (f *fakePort) Inject(b []byte) error { f.frames = append(f.frames, append([]byte(nil), b...)); return nil }
+func (f *fakePort) Inject(b []byte) error {
+	f.frames = append(f.frames, append([]byte(nil), b...))
+	return nil
+}
 
 // countPort counts without keeping anything (allocation-free).
 type countPort struct{ n, bytes int }

@@ -1,0 +1,304 @@
+//go:build linux
+
+package udp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// Errors of the datapath.
+var (
+	// ErrClosed: the datapath was closed.
+	ErrClosed = errors.New("udp datapath closed")
+	// ErrWrongMode: the port spec asks for another mode than udp.
+	ErrWrongMode = errors.New("port mode is not udp")
+	// ErrConflict: another port already receives for the same (peer, VNI).
+	ErrConflict = errors.New("another port has the same peer and VNI")
+)
+
+// Datapath runs mode=udp tunnel ports. It implements offload.Datapath. All sockets are
+// opened in the network namespace of the thread that calls EnsurePort.
+type Datapath struct {
+	opts  Options
+	ports *fallback.PortTable
+	ids   *sclp.IDGenerator
+
+	mu     sync.Mutex
+	closed bool
+	byName map[string]*port
+	src    map[netip.Addr]*srcSockets
+	rx     map[netip.AddrPort]*rxGroup
+	gro    map[string]bool
+	// retired keeps the counters of stopped receive groups.
+	retired Stats
+}
+
+var _ offload.Datapath = (*Datapath)(nil)
+
+// New returns a datapath with no ports.
+func New(opts Options) (*Datapath, error) {
+	opts.defaults()
+	if opts.Exec == nil {
+		opts.Exec = func(name string, args ...string) error {
+			out, err := exec.Command(name, args...).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("%s %v: %w: %s", name, args, err, out)
+			}
+			return nil
+		}
+	}
+	var seed [4]byte
+	_, _ = rand.Read(seed[:])
+	return &Datapath{opts: opts, ports: new(fallback.PortTable),
+		ids:    sclp.NewIDGenerator(binary.NativeEndian.Uint32(seed[:])),
+		byName: map[string]*port{}, src: map[netip.Addr]*srcSockets{},
+		rx: map[netip.AddrPort]*rxGroup{}, gro: map[string]bool{}}, nil
+}
+
+// port is one running tunnel port.
+type port struct {
+	spec     offload.PortSpec
+	dst      unix.RawSockaddrInet4
+	ids      *sclp.IDGenerator
+	src      *srcSockets
+	rx       *rxGroup
+	inj      *fallback.Injector
+	fds      []int
+	stopfd   int
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+	tx       txStats
+}
+
+// EnsurePort starts carrying spec; a port already running with the same spec is left alone,
+// one with a different spec is restarted.
+func (d *Datapath) EnsurePort(ctx context.Context, spec offload.PortSpec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if spec.Mode != offload.ModeUDP {
+		return fmt.Errorf("ensure port %s: %q: %w", spec.Name, spec.Mode, ErrWrongMode)
+	}
+	if spec.DstPort == 0 {
+		spec.DstPort = offload.DefaultUDPPort
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if p, ok := d.byName[spec.Name]; ok {
+		if p.spec == spec {
+			return nil
+		}
+		d.removeLocked(p)
+	}
+	key := fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}
+	if d.ports.Lookup(key) != nil {
+		return fmt.Errorf("ensure port %s: peer %v vni %d: %w", spec.Name, spec.Peer, spec.VNI, ErrConflict)
+	}
+	p, err := d.startPort(spec)
+	if err != nil {
+		return fmt.Errorf("ensure port %s: %w", spec.Name, err)
+	}
+	d.byName[spec.Name] = p
+	d.ports.Set(key, p.inj)
+	return nil
+}
+
+// startPort opens everything a port needs and starts its transmit workers.
+func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
+	ul, err := net.InterfaceByName(spec.Device)
+	if err != nil {
+		return nil, fmt.Errorf("underlay: %w", err)
+	}
+	if !d.opts.SkipGRO && !d.gro[spec.Device] {
+		if err := d.opts.Exec("ethtool", "-K", spec.Device, "gro", "on"); err != nil {
+			return nil, fmt.Errorf("enable gro (needed for UDP GRO on veth): %w", err)
+		}
+		d.gro[spec.Device] = true
+	}
+	peer, err := net.InterfaceByName(spec.PeerName)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel peer: %w", err)
+	}
+	p = &port{spec: spec, ids: d.ids, stopfd: -1,
+		dst: sockaddr4(netip.AddrPortFrom(spec.Peer, spec.DstPort))}
+	defer func() {
+		if err != nil {
+			d.stopPort(p)
+		}
+	}()
+	if p.src, err = d.acquireSrc(spec.Local); err != nil {
+		return p, err
+	}
+	if p.rx, err = d.acquireRx(netip.AddrPortFrom(spec.Local, spec.DstPort)); err != nil {
+		return p, err
+	}
+	if p.inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU}); err != nil {
+		return p, err
+	}
+	if p.stopfd, err = eventFD(); err != nil {
+		return p, err
+	}
+	mss := ul.MTU - sclp.UDPOverhead
+	for range d.opts.Workers {
+		fd, err := packetSocket(peer.Index, peer.Index&0xffff, d.opts.SocketBuffer)
+		if err != nil {
+			return p, err
+		}
+		p.fds = append(p.fds, fd)
+		snd, err := newSender(mss, p.stopping.Load)
+		if err != nil {
+			return p, err
+		}
+		w := &txWorker{p: p, fd: fd, snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64)}
+		p.wg.Add(1)
+		go w.run()
+	}
+	return p, nil
+}
+
+// stopPort stops a port's workers and releases its resources (shared sockets by refcount).
+func (d *Datapath) stopPort(p *port) {
+	p.stopping.Store(true)
+	if p.stopfd >= 0 {
+		signalFD(p.stopfd)
+	}
+	p.wg.Wait()
+	for _, fd := range p.fds {
+		unix.Close(fd)
+	}
+	if p.stopfd >= 0 {
+		unix.Close(p.stopfd)
+	}
+	if p.inj != nil {
+		p.inj.Close()
+	}
+	if p.rx != nil {
+		d.releaseRx(p.rx)
+	}
+	if p.src != nil {
+		d.releaseSrc(p.src)
+	}
+}
+
+func (d *Datapath) removeLocked(p *port) {
+	key := fallback.PortKey{Peer: p.spec.Peer, VNI: p.spec.VNI}
+	if d.ports.Lookup(key) == fallback.Port(p.inj) {
+		d.ports.Delete(key)
+	}
+	delete(d.byName, p.spec.Name)
+	d.stopPort(p)
+}
+
+// RemovePort stops the named port; removing an absent port succeeds.
+func (d *Datapath) RemovePort(ctx context.Context, name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.byName[name]; ok {
+		d.removeLocked(p)
+	}
+	return nil
+}
+
+// Close stops every port. Partial messages still being reassembled are lost; Stats().Rx
+// .LostOnStop says how many.
+func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	for _, p := range d.byName {
+		d.removeLocked(p)
+	}
+	d.closed = true
+	return nil
+}
+
+func (d *Datapath) acquireSrc(local netip.Addr) (*srcSockets, error) {
+	if s, ok := d.src[local]; ok {
+		s.refs++
+		return s, nil
+	}
+	s, err := openSrcSockets(local, d.opts.SourcePorts, d.opts.SocketBuffer)
+	if err != nil {
+		return nil, err
+	}
+	s.refs = 1
+	d.src[local] = s
+	return s, nil
+}
+
+func (d *Datapath) releaseSrc(s *srcSockets) {
+	if s.refs--; s.refs == 0 {
+		delete(d.src, s.local)
+		s.close()
+	}
+}
+
+// acquireRx returns the receive group for local, starting it if needed.
+func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
+	if g, ok := d.rx[local]; ok {
+		g.refs++
+		return g, nil
+	}
+	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: d.opts.Workers,
+		Reassembly: *d.opts.Reassembly, Ports: d.ports})
+	if err != nil {
+		return nil, err
+	}
+	g := &rxGroup{local: local, pipe: pipe, refs: 1, expire: d.opts.ExpireInterval}
+	if g.stopfd, err = eventFD(); err != nil {
+		return nil, err
+	}
+	for _, w := range pipe.Workers() {
+		fd, err := rxSocket(local, d.opts.SocketBuffer)
+		if err != nil {
+			g.stop()
+			return nil, err
+		}
+		g.fds = append(g.fds, fd)
+		r := newRxWorker(g, fd, w)
+		g.wg.Add(1)
+		go r.run()
+	}
+	d.rx[local] = g
+	return g, nil
+}
+
+func (d *Datapath) releaseRx(g *rxGroup) {
+	if g.refs--; g.refs == 0 {
+		delete(d.rx, g.local)
+		g.stop()
+		g.pipe.Stop()
+		d.retired.addGroup(g)
+	}
+}
+
+// stop ends the group's workers and closes its sockets.
+func (g *rxGroup) stop() {
+	g.stopping.Store(true)
+	signalFD(g.stopfd)
+	g.wg.Wait()
+	for _, fd := range g.fds {
+		unix.Close(fd)
+	}
+	unix.Close(g.stopfd)
+}

@@ -1,0 +1,49 @@
+package udp
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// Options configure a Datapath. The zero value is usable.
+type Options struct {
+	// Workers is the number of transmit workers per tunnel port and of receive sockets per
+	// listening address (default runtime.NumCPU()).
+	Workers int
+	// SourcePorts is the number of transmit sockets, each bound to one UDP source port in
+	// 49152-65535; a flow's hash picks one (default 32, at most 1024).
+	SourcePorts int
+	// Reassembly configures each receive worker's reassembler (default sclp.DefaultConfig()).
+	Reassembly *sclp.Config
+	// ExpireInterval is how often partial messages are expired (default 100 ms).
+	ExpireInterval time.Duration
+	// SocketBuffer is SO_SNDBUFFORCE/SO_RCVBUFFORCE of every socket (default 32 MB).
+	SocketBuffer int
+	// SkipGRO leaves the underlay device's GRO setting alone.
+	SkipGRO bool
+	// Exec runs a command (used for `ethtool -K DEV gro on`); nil uses os/exec in the calling
+	// thread's network namespace.
+	Exec func(name string, args ...string) error
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = runtime.NumCPU()
+	}
+	if o.SourcePorts <= 0 {
+		o.SourcePorts = 32
+	}
+	o.SourcePorts = min(o.SourcePorts, 1024)
+	if o.Reassembly == nil {
+		c := sclp.DefaultConfig()
+		o.Reassembly = &c
+	}
+	if o.ExpireInterval <= 0 {
+		o.ExpireInterval = 100 * time.Millisecond
+	}
+	if o.SocketBuffer <= 0 {
+		o.SocketBuffer = 32 << 20
+	}
+}

@@ -1,0 +1,134 @@
+//go:build linux
+
+package udp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// rxBufLen holds the largest GRO batch (a 64 KB UDP payload) with room to spare.
+const rxBufLen = 68 << 10
+
+// rxStats are the receive counters of one listening address.
+type rxStats struct {
+	datagrams, segments, bytes, short atomic.Uint64
+}
+
+// rxGroup is the SO_REUSEPORT group of receive sockets bound to one local address and port,
+// one worker (goroutine + fallback.Worker) per socket.
+type rxGroup struct {
+	local    netip.AddrPort
+	pipe     *fallback.Pipeline
+	fds      []int
+	stopfd   int
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+	refs     int
+	st       rxStats
+	expire   time.Duration
+}
+
+// rxWorker is the per-socket receive state; everything the hot path touches is here.
+type rxWorker struct {
+	g    *rxGroup
+	fd   int
+	w    *fallback.Worker
+	buf  []byte
+	name unix.RawSockaddrInet4
+	cmsg []byte
+	iov  unix.Iovec
+	msg  unix.Msghdr
+}
+
+func newRxWorker(g *rxGroup, fd int, w *fallback.Worker) *rxWorker {
+	r := &rxWorker{g: g, fd: fd, w: w, buf: make([]byte, rxBufLen), cmsg: make([]byte, unix.CmsgSpace(4))}
+	r.iov = unix.Iovec{Base: &r.buf[0], Len: uint64(len(r.buf))}
+	r.msg.Name = (*byte)(unsafe.Pointer(&r.name))
+	r.msg.Iov = &r.iov
+	r.msg.Iovlen = 1
+	r.msg.Control = &r.cmsg[0]
+	return r
+}
+
+// run is the receive loop; it returns when the group stops.
+func (r *rxWorker) run() {
+	defer r.g.wg.Done()
+	pfd := [2]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.g.stopfd), Events: unix.POLLIN}}
+	last := time.Now()
+	for !r.g.stopping.Load() {
+		n, gso, e := r.recv()
+		now := time.Now()
+		if now.Sub(last) >= r.g.expire {
+			r.w.Expire(now)
+			last = now
+		}
+		switch {
+		case e == unix.EAGAIN:
+			_, _ = unix.Poll(pfd[:], int(r.g.expire/time.Millisecond)+1)
+			continue
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return
+		}
+		r.split(now, r.buf[:n], gso)
+	}
+}
+
+// recv reads one datagram or GRO batch; gso is the segment size (n when not merged).
+func (r *rxWorker) recv() (n, gso int, e unix.Errno) {
+	r.msg.Namelen = unix.SizeofSockaddrInet4
+	r.msg.SetControllen(len(r.cmsg))
+	m, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.msg)), unix.MSG_DONTWAIT)
+	if e != 0 {
+		return 0, 0, e
+	}
+	n, gso = int(m), int(m)
+	if r.msg.Controllen >= uint64(unix.CmsgLen(4)) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&r.cmsg[0]))
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+			if g := int(binary.NativeEndian.Uint32(r.cmsg[unix.CmsgLen(0):])); g > 0 {
+				gso = g
+			}
+		}
+	}
+	return n, gso, 0
+}
+
+// split cuts a GRO batch into SCLP segments and hands each to the worker.
+func (r *rxWorker) split(now time.Time, b []byte, gso int) {
+	st := &r.g.st
+	st.datagrams.Add(1)
+	st.bytes.Add(uint64(len(b)))
+	key := sclp.Key{Src: netip.AddrFrom4(r.name.Addr), Dst: r.g.local.Addr(),
+		OuterSrcPort: ntohs(r.name.Port), OuterDstPort: r.g.local.Port()}
+	segs := 0
+	for off := 0; off < len(b); off += gso {
+		seg := b[off:min(off+gso, len(b))]
+		segs++
+		if len(seg) < sclp.HeaderLen {
+			st.short.Add(1)
+			r.w.Count(sclp.DropShort)
+			continue
+		}
+		w := binary.BigEndian.Uint32(seg[4:])
+		key.SrcPort = binary.BigEndian.Uint16(seg[0:])
+		key.DstPort = binary.BigEndian.Uint16(seg[2:])
+		key.ID = w &^ 1
+		r.w.Handle(now, sclp.Piece{Key: key, First: w&1 != 0,
+			Remaining: int(binary.BigEndian.Uint16(seg[8:])), Payload: seg[sclp.HeaderLen:]})
+	}
+	st.segments.Add(uint64(segs))
+}
+
+func ntohs(v uint16) uint16 { return htons(v) }

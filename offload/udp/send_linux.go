@@ -1,0 +1,142 @@
+//go:build linux
+
+package udp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// maxUDPPayload is the largest UDP payload of one IPv4 datagram, hence of one GSO sendmsg.
+const maxUDPPayload = 65507
+
+// maxSegsPerSend caps the segments of one sendmsg (the kernel's UDP_MAX_SEGMENTS is 64 on
+// older kernels, 128 since 6.7).
+const maxSegsPerSend = 64
+
+// errStopped is returned by a blocked send when its worker is stopping.
+var errStopped = errors.New("udp: worker stopped")
+
+// sender turns one message into UDP_SEGMENT sendmsg calls without copying payload and without
+// allocating: SCLP headers go to hdrs, iovecs point at them and into the message. One per
+// transmit worker.
+type sender struct {
+	mss     int // SCLP payload bytes per segment
+	perSend int // segments per sendmsg
+	seg     sclp.Segmenter
+	hdrs    []byte
+	iov     []unix.Iovec
+	msg     unix.Msghdr
+	cmsg    []byte
+	dst     unix.RawSockaddrInet4
+	// stopped reports whether the worker is stopping (ends a backpressure wait).
+	stopped func() bool
+
+	backpressure uint64 // waits for room (EAGAIN/ENOBUFS)
+}
+
+// newSender prepares a sender for segments of mss payload bytes.
+func newSender(mss int, stopped func() bool) (*sender, error) {
+	if mss < sclp.MinMSS || mss > maxUDPPayload-sclp.HeaderLen {
+		return nil, fmt.Errorf("new sender: mss %d: %w", mss, sclp.ErrBadMSS)
+	}
+	per := min(maxUDPPayload/(sclp.HeaderLen+mss), maxSegsPerSend)
+	s := &sender{mss: mss, perSend: per, stopped: stopped,
+		hdrs: make([]byte, per*sclp.HeaderLen),
+		iov:  make([]unix.Iovec, 2*per),
+		cmsg: make([]byte, unix.CmsgSpace(2))}
+	s.seg.NoChecksum = true // the UDP checksum covers the segment (SCLP.md, SCLP in UDP)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&s.cmsg[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(s.cmsg[unix.CmsgLen(0):], uint16(sclp.HeaderLen+mss))
+	s.msg.Name = (*byte)(unsafe.Pointer(&s.dst))
+	s.msg.Namelen = unix.SizeofSockaddrInet4
+	s.msg.Control = &s.cmsg[0]
+	s.msg.SetControllen(len(s.cmsg))
+	s.msg.Iov = &s.iov[0]
+	return s, nil
+}
+
+// send transmits msg (VXLAN header + inner frame) to dst from fd as SCLP segments with the
+// given base header (ports and id). It returns the number of segments sent.
+func (s *sender) send(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
+	if err := s.seg.Reset(msg, s.mss, base); err != nil {
+		return 0, err
+	}
+	s.dst = *dst
+	total, k := 0, 0
+	for {
+		h, chunk, ok := s.seg.Next()
+		if !ok {
+			break
+		}
+		hb := s.hdrs[k*sclp.HeaderLen : (k+1)*sclp.HeaderLen]
+		h.Put(hb)
+		s.iov[2*k] = unix.Iovec{Base: &hb[0], Len: sclp.HeaderLen}
+		s.iov[2*k+1] = unix.Iovec{Base: &chunk[0], Len: uint64(len(chunk))}
+		k++
+		if k == s.perSend {
+			if err := s.flush(fd, k); err != nil {
+				return total, err
+			}
+			total += k
+			k = 0
+		}
+	}
+	if k > 0 {
+		if err := s.flush(fd, k); err != nil {
+			return total, err
+		}
+		total += k
+	}
+	return total, nil
+}
+
+// flush sends the first k header/chunk pairs as one sendmsg, waiting for room when the
+// socket or the device queue is full: backpressure instead of loss.
+func (s *sender) flush(fd, k int) error {
+	s.msg.SetIovlen(2 * k)
+	if k == 1 {
+		s.msg.SetControllen(0) // one datagram: no segmentation needed
+		s.msg.Control = nil
+	} else {
+		s.msg.Control = &s.cmsg[0]
+		s.msg.SetControllen(len(s.cmsg))
+	}
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.msg)), 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			s.backpressure++
+			if s.stopped() {
+				return errStopped
+			}
+			var p [1]unix.PollFd
+			p[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+			_, _ = unix.Poll(p[:], 20)
+			continue
+		case unix.ENOBUFS:
+			// A full qdisc refused the datagram (reported because of IP_RECVERR): nothing of
+			// this sendmsg left, so waiting and resending duplicates nothing.
+			s.backpressure++
+			if s.stopped() {
+				return errStopped
+			}
+			time.Sleep(50 * time.Microsecond)
+			continue
+		}
+		return fmt.Errorf("sendmsg: %w", e)
+	}
+}

@@ -1,0 +1,81 @@
+//go:build linux
+
+package udp
+
+import "github.com/sclp-ovs/sclp-ovs/offload/fallback"
+
+// PortStats are the counters of one tunnel port.
+type PortStats struct {
+	// TxFrames and TxBytes count frames read from the tunnel port and sent; TxMessages the
+	// SCLP messages (one per frame) and TxSegments the SCLP segments (UDP datagrams) sent.
+	TxFrames, TxBytes, TxMessages, TxSegments uint64
+	// TxTooLarge counts frames above sclp.MaxMessageLen; TxUnsupportedGSO frames with a GSO
+	// type other than TCPv4/TCPv6 (UDP GSO from the VM); TxSendErrors failed sendmsg calls;
+	// TxTruncated frames larger than the read buffer.
+	TxTooLarge, TxUnsupportedGSO, TxSendErrors, TxTruncated uint64
+	// TxBackpressureWaits counts the times a worker waited for room in the underlay socket
+	// or queue instead of dropping.
+	TxBackpressureWaits uint64
+	// TxSocketDrops counts frames the kernel dropped at the tunnel-port packet socket
+	// because the workers did not read fast enough (PACKET_STATISTICS).
+	TxSocketDrops uint64
+	// RxInjectedFrames, RxInjectedBytes and RxInjectErrors count frames delivered into the
+	// tunnel port.
+	RxInjectedFrames, RxInjectedBytes, RxInjectErrors uint64
+}
+
+// Stats are the datapath's counters.
+type Stats struct {
+	// Ports holds per-port counters by port name.
+	Ports map[string]PortStats
+	// RxDatagrams counts recvmsg results (GRO batches), RxSegments the SCLP segments in them,
+	// RxBytes their bytes, RxShort segments shorter than an SCLP header.
+	RxDatagrams, RxSegments, RxBytes, RxShort uint64
+	// Reassembly sums the receive workers' fallback statistics (reassembly, drops by reason,
+	// buffered bytes/entries, unknown ports, lost partial messages on stop).
+	Reassembly fallback.Stats
+}
+
+// Stats returns a snapshot of every counter, including those of ports and receive groups
+// that have stopped.
+func (d *Datapath) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.retired
+	s.Ports = make(map[string]PortStats, len(d.byName))
+	for name, p := range d.byName {
+		s.Ports[name] = p.stats()
+	}
+	for _, g := range d.rx {
+		s.addRx(g)
+	}
+	return s
+}
+
+func (p *port) stats() PortStats {
+	t := &p.tx
+	ps := PortStats{TxFrames: t.frames.Load(), TxBytes: t.bytes.Load(), TxMessages: t.messages.Load(),
+		TxSegments: t.segments.Load(), TxTooLarge: t.tooLarge.Load(), TxUnsupportedGSO: t.unsupported.Load(),
+		TxSendErrors: t.sendErrs.Load(), TxTruncated: t.truncated.Load(),
+		TxBackpressureWaits: t.backpressure.Load(), TxSocketDrops: t.socketDrops.Load()}
+	if p.inj != nil {
+		ps.RxInjectedFrames, ps.RxInjectedBytes, ps.RxInjectErrors = p.inj.Counters()
+	}
+	return ps
+}
+
+// addRx adds a receive group's counters.
+func (s *Stats) addRx(g *rxGroup) {
+	s.RxDatagrams += g.st.datagrams.Load()
+	s.RxSegments += g.st.segments.Load()
+	s.RxBytes += g.st.bytes.Load()
+	s.RxShort += g.st.short.Load()
+	s.Reassembly.Add(g.pipe.Stats())
+}
+
+// addGroup folds a stopped group's counters into the retired totals (buffer usage is zero).
+func (s *Stats) addGroup(g *rxGroup) {
+	s.addRx(g)
+	s.Reassembly.Reassembly.BufferedBytes, s.Reassembly.Reassembly.BufferedEntries = 0, 0
+	s.Reassembly.Reassembly.Peers = 0
+}
