@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/controller"
+	"github.com/sclp-ovs/sclp-ovs/offload"
+)
+
+// DB is what the commands need from OVSDB: the agent's controller.Store plus the
+// transactions of add-port and del-port. Reads come from a monitored cache.
+type DB interface {
+	controller.Store
+	// AddPort creates, in one transaction, a Port (protected) with one Interface (type
+	// system, external_ids) named name, and attaches it to bridge.
+	AddPort(ctx context.Context, bridge, name string, externalIDs map[string]string) error
+	// DeletePort removes the port from bridge (and its Interface) in one transaction.
+	DeletePort(ctx context.Context, bridge, name string) error
+	// Heartbeat returns the agent heartbeat from Open_vSwitch external_ids ("" if none).
+	Heartbeat(ctx context.Context) (string, error)
+	// Close ends the connection.
+	Close()
+}
+
+// AgentDeps are the host-side implementations the agent command runs with.
+type AgentDeps struct {
+	Flows     controller.Flows
+	Datapaths map[offload.Mode]offload.Datapath
+}
+
+// Deps are the side effects of the commands; Main uses the real ones, tests inject fakes.
+type Deps struct {
+	Stdout, Stderr io.Writer
+	// OpenDB connects to OVSDB at endpoint ("unix:/path" or "tcp:host:port").
+	OpenDB func(ctx context.Context, endpoint string) (DB, error)
+	// Router resolves routes toward peers (add-port defaults).
+	Router controller.Router
+	// Links manages the veth pairs (agent).
+	Links controller.Links
+	// NewAgentDeps builds the flow programmer and datapaths for the agent.
+	NewAgentDeps func(ctx context.Context, o AgentConfig) (AgentDeps, func(), error)
+	// Counters returns a device's kernel counters, nil if it does not exist.
+	Counters func(dev string) map[string]uint64
+	// Now is the clock.
+	Now func() time.Time
+	// Signals, if set, end the agent (Main passes SIGINT and SIGTERM).
+	Signals []os.Signal
+	// Log is where the agent logs.
+	Log *slog.Logger
+}
+
+// AgentConfig is what the agent command was asked to run.
+type AgentConfig struct {
+	DB        string
+	RunDir    string
+	Log       *slog.Logger
+	UDPPort   uint16
+	PinPath   string
+	Modes     []offload.Mode
+	OfctlPath string
+}
+
+// defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.
+func defaultRunDir() string {
+	if d := os.Getenv("OVS_RUNDIR"); d != "" {
+		return d
+	}
+	return "/var/run/openvswitch"
+}
+
+// defaultDB is the OVSDB endpoint OVS tools use by default.
+func defaultDB() string { return "unix:" + filepath.Join(defaultRunDir(), "db.sock") }
+
+// runDirOf returns the run directory that goes with a database endpoint: the socket's
+// directory for unix: endpoints, the default run directory otherwise.
+func runDirOf(db string) string {
+	if p, ok := strings.CutPrefix(db, "unix:"); ok {
+		return filepath.Dir(p)
+	}
+	return defaultRunDir()
+}
+
+// agentSocket is the agent's status socket for a database endpoint.
+func agentSocket(db string) string { return filepath.Join(runDirOf(db), "sclp-ovs-agent.sock") }
