@@ -42,7 +42,9 @@ func TestTCPAndPing(t *testing.T) {
 // TestUDPSmall sends 1200-byte datagrams (one segment each) and checks content.
 func TestUDPSmall(t *testing.T) {
 	p := newPair(t, pairOptions{})
+	p.ping(t) // resolve ARP first: the kernel queues only 3 packets per unresolved neighbour
 	ok, bad, _ := p.udpTransfer(t, 2000, 1200, 0)
+	p.dump(t)
 	t.Logf("udp 1200 B: %d of 2000 intact, %d corrupt", ok, bad)
 	if bad != 0 || ok < 1900 {
 		t.Fatalf("udp 1200 B: %d intact, %d corrupt of 2000", ok, bad)
