@@ -115,3 +115,27 @@ func htons(v uint16) uint16 {
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
 }
+
+// BenchmarkInject measures ns per injected 64 KB GSO frame (write into a veth whose peer
+// drops it: the cost is the write, the vnet header and the kernel's skb build).
+func BenchmarkInject(b *testing.B) {
+	testbed.RequireRoot(b)
+	ns := testbed.NewNS(b, "inj")
+	testbed.Link(b, ns, "inja", ns, "injb")
+	var in *Injector
+	if err := ns.Do(func() (err error) {
+		in, err = NewInjector(InjectorOptions{Interface: "inja", MTU: 1500})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	frame := testFrame(protoTCP, 64000, 0)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := in.Inject(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
