@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared definitions of the sclp-ovs tc-BPF datapath (mode=ip): wire constants, the maps
+ * shared with the Go manager (layouts mirrored in offload/bpf/maps.go), statistics and the
+ * one's-complement checksum helpers. */
+#ifndef SCLP_COMMON_H
+#define SCLP_COMMON_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+
+/* Wire constants (offload/sclp). */
+#define ETH_HLEN 14
+#define IP_HLEN 20
+#define SCLP_HLEN 12
+#define VXLAN_HLEN 8
+#define SEG_HDR (ETH_HLEN + IP_HLEN + SCLP_HLEN) /* 46: headers repeated per segment */
+#define ENCAP (SEG_HDR + VXLAN_HLEN)             /* 54: full encapsulation */
+#define IPPROTO_SCLP 234
+#define SCLP_VXLAN_PORT 4789
+#define SCLP_SPORT_MIN 49152
+#define MAX_MSG 65553
+#define MAX_REMAINING 65535
+#define VXLAN_FLAGS 0x08000000
+#define ETH_P_IP_BE 0x0008 /* htons(0x0800) */
+
+/* Datapath limits. */
+#define MIN_MSS 512       /* smallest MSS the tx program accepts (MTU 544) */
+#define MAX_MSS 16000     /* bpf_skb_change_tail cannot build a segment above 16,064 bytes */
+#define MAX_SEGS 128      /* ceil(MAX_MSG / MIN_MSS) */
+#define MAX_FRAME (MAX_MSG - VXLAN_HLEN)
+#define TX_BUF_SIZE 81920 /* >= SEG_HDR + MAX_MSG + MAX_MSS + pad */
+#define RX_MAX_PKT 16064  /* largest IPv4 packet the rx program copies to the ring */
+#define REC_HDR 16        /* ring-buffer record header (offload/bpf/record.go) */
+
+/* Ring-buffer record reasons (offload/bpf/record.go). */
+#define REASON_MULTI 1
+#define REASON_OOO 2
+#define REASON_LARGE 3
+#define REASON_FULL 4
+#define REASON_MERGED 5
+#define RECF_CSUM_VERIFIED 1
+
+/* tx_port.flags */
+#define TXF_FIB 1 /* resolve next hop and MACs with bpf_fib_lookup per message */
+
+/* Per-port transmit configuration, keyed by the ifindex of the tunnel port's datapath-side
+ * veth (where the tx program runs). Addresses in network byte order. */
+struct tx_port {
+	__u32 vni;
+	__u32 local;
+	__u32 peer;
+	__u32 ifindex; /* underlay device */
+	__u16 mss;     /* underlay MTU - 32, a multiple of 4 */
+	__u8 ttl;
+	__u8 tos;
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 flags;
+};
+
+/* Receive lookup: (outer source, VNI) -> tunnel port. */
+struct rx_key {
+	__u32 peer; /* network byte order */
+	__u32 vni;
+};
+
+struct rx_port {
+	__u32 ifindex; /* datapath-side veth of the tunnel port */
+	__u32 mtu;     /* tunnel port MTU: largest inner L3 packet it takes */
+};
+
+/* Statistics: one counter per event and drop reason (names in offload/bpf/stats.go). */
+enum stat {
+	ST_TX_MESSAGES,
+	ST_TX_SEGMENTS,
+	ST_TX_BYTES,
+	ST_TX_WIRE_BYTES,
+	ST_TX_CSUM_FINALIZED,
+	ST_TX_FIB_LOOKUPS,
+	ST_TX_DROP_NO_PORT,
+	ST_TX_DROP_TOO_BIG,
+	ST_TX_DROP_BAD_CONFIG,
+	ST_TX_DROP_NO_NEIGH,
+	ST_TX_DROP_CSUM,
+	ST_TX_DROP_ERROR,
+	ST_RX_SEGMENTS,
+	ST_RX_BYTES,
+	ST_RX_PASSED,
+	ST_RX_FAST,
+	ST_RX_FAST_BYTES,
+	ST_RX_EXC_MULTI,
+	ST_RX_EXC_LARGE,
+	ST_RX_RING_FULL,
+	ST_RX_DROP_SHORT,
+	ST_RX_DROP_EMPTY,
+	ST_RX_DROP_BAD_IP,
+	ST_RX_DROP_BAD_PORT,
+	ST_RX_DROP_UNKNOWN_PEER,
+	ST_RX_DROP_BAD_REMAINING,
+	ST_RX_DROP_BAD_CHECKSUM,
+	ST_RX_DROP_BAD_VXLAN,
+	ST_RX_DROP_UNKNOWN_VNI,
+	ST_RX_DROP_TOO_BIG,
+	ST_RX_DROP_ERROR,
+	ST_MAX,
+};
+
+struct sclp_stats {
+	__u64 c[ST_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct tx_port);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct rx_key);
+	__type(value, struct rx_port);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rx_ports SEC(".maps");
+
+/* Known peers (outer source addresses, network byte order) -> number of ports using them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sclp_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+
+/* Exceptions for offload/fallback (records: offload/bpf/record.go). The manager sizes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} exceptions SEC(".maps");
+
+static __always_inline struct sclp_stats *stats_get(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&stats, &zero);
+}
+
+#define COUNT(st, idx) ((st)->c[(idx)]++)
+#define COUNT_N(st, idx, n) ((st)->c[(idx)] += (n))
+
+/* One's-complement helpers over "memory order" sums: 16-bit words loaded in host order
+ * from network-order bytes, as csum_partial and bpf_csum_diff produce them. */
+static __always_inline __u32 csum_add32(__u32 a, __u32 b)
+{
+	__u32 s = a + b;
+	return s + (s < b);
+}
+
+static __always_inline __u16 csum_fold(__u64 s)
+{
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+
+#endif

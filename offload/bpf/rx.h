@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* rx: TCX ingress of the underlay device. Non-SCLP traffic passes untouched. An SCLP
+ * segment is validated (IPv4 header, lengths, known peer, remaining, checksum, VXLAN flags
+ * and VNI on a first segment); a single-segment message is decapsulated in place (no payload
+ * copy) and redirected into its tunnel port; everything else goes to userspace through the
+ * exceptions ring buffer. See docs/datapath.md. */
+#ifndef SCLP_RX_H
+#define SCLP_RX_H
+
+#include "common.h"
+
+struct rx_scratch {
+	__u8 buf[REC_HDR + RX_MAX_PKT + 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_scratch);
+} rx_scratch SEC(".maps");
+
+#define CSUM_BLOCK(B)                                                           \
+	if (n & (B)) {                                                          \
+		if ((void *)(p + (B)) > end)                                    \
+			return 0;                                               \
+		long r = bpf_csum_diff(NULL, 0, (__be32 *)p, (B), 0);           \
+		if (r < 0)                                                      \
+			return 0;                                               \
+		sum += (__u32)r;                                                \
+		p += (B);                                                       \
+	}
+
+/* csum_ok reports whether the SCLP header and payload, n bytes at packet offset
+ * ETH_HLEN + IP_HLEN of the linear data, verify (sum folds to 0xffff). It reads the packet
+ * in place in power-of-two blocks, so the verifier sees constant sizes. */
+static __always_inline int csum_ok(struct __sk_buff *skb, __u32 n)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *p = data + ETH_HLEN + IP_HLEN;
+	__u64 sum = 0;
+
+	if (n > RX_MAX_PKT)
+		return 0;
+	CSUM_BLOCK(8192)
+	CSUM_BLOCK(4096)
+	CSUM_BLOCK(2048)
+	CSUM_BLOCK(1024)
+	CSUM_BLOCK(512)
+	CSUM_BLOCK(256)
+	CSUM_BLOCK(128)
+	CSUM_BLOCK(64)
+	CSUM_BLOCK(32)
+	CSUM_BLOCK(16)
+	CSUM_BLOCK(8)
+	CSUM_BLOCK(4)
+	if (n & 2) {
+		if ((void *)(p + 2) > end)
+			return 0;
+		sum += *(__u16 *)p;
+		p += 2;
+	}
+	if (n & 1) {
+		if ((void *)(p + 1) > end)
+			return 0;
+		sum += *p;
+	}
+	return csum_fold(sum) == 0xffff;
+}
+
+/* to_ring hands the IPv4 packet (n bytes from the IPv4 header) to userspace. */
+static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st, __u32 n,
+				   __u32 reason)
+{
+	__u32 zero = 0;
+	struct rx_scratch *r = bpf_map_lookup_elem(&rx_scratch, &zero);
+	if (!r) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	if (n < 1 || n > RX_MAX_PKT) {
+		COUNT(st, ST_RX_DROP_TOO_BIG);
+		return TC_ACT_SHOT;
+	}
+	barrier_var(n);
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, r->buf + REC_HDR, n)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u32 *h = (__u32 *)r->buf;
+	h[0] = reason;
+	h[1] = n;
+	h[2] = skb->ifindex;
+	h[3] = RECF_CSUM_VERIFIED;
+	if (bpf_ringbuf_output(&exceptions, r->buf, REC_HDR + n, 0)) {
+		COUNT(st, ST_RX_RING_FULL);
+		return TC_ACT_SHOT;
+	}
+	COUNT(st, reason == REASON_MULTI ? ST_RX_EXC_MULTI : ST_RX_EXC_LARGE);
+	return TC_ACT_SHOT;
+}
+
+/* deliver decapsulates a single-segment message in place and redirects the inner frame
+ * (inner bytes) into the tunnel port's datapath-side veth, whose peer pops it out. */
+static __always_inline int deliver(struct __sk_buff *skb, struct sclp_stats *st, struct rx_port *port,
+				   __u32 inner)
+{
+	__u8 ieth[ETH_HLEN];
+
+	if (bpf_skb_load_bytes(skb, ENCAP, ieth, ETH_HLEN) ||
+	    bpf_skb_adjust_room(skb, -ENCAP, BPF_ADJ_ROOM_MAC, 0) ||
+	    bpf_skb_store_bytes(skb, 0, ieth, ETH_HLEN, 0)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	if (skb->len > inner && bpf_skb_change_tail(skb, inner, 0)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	/* Every inner byte was covered by the verified SCLP checksum. */
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
+	COUNT(st, ST_RX_FAST);
+	COUNT_N(st, ST_RX_FAST_BYTES, inner);
+	return bpf_redirect(port->ifindex, 0);
+}
+
+SEC("tcx/ingress")
+int sclp_rx(struct __sk_buff *skb)
+{
+	struct sclp_stats *st = stats_get();
+	if (!st)
+		return TC_ACT_OK;
+	if (skb->protocol != ETH_P_IP_BE)
+		goto pass;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN + IP_HLEN > end) {
+		if (skb->len < ETH_HLEN + IP_HLEN ||
+		    bpf_skb_pull_data(skb, ETH_HLEN + IP_HLEN))
+			goto pass;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + ETH_HLEN + IP_HLEN > end)
+			goto pass;
+	}
+	__u8 *ip = data + ETH_HLEN;
+	if (ip[9] != IPPROTO_SCLP)
+		goto pass;
+	COUNT(st, ST_RX_SEGMENTS);
+	COUNT_N(st, ST_RX_BYTES, skb->len);
+
+	/* IPv4: no options (SCLP senders never send them), not a fragment, valid checksum. */
+	__u64 isum = 0;
+#pragma unroll
+	for (int i = 0; i < IP_HLEN; i += 2)
+		isum += *(__u16 *)(ip + i);
+	if (ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff)) ||
+	    csum_fold(isum) != 0xffff) {
+		COUNT(st, ST_RX_DROP_BAD_IP);
+		return TC_ACT_SHOT;
+	}
+	__u32 tot = bpf_ntohs(*(__u16 *)(ip + 2));
+	if (tot < IP_HLEN + SCLP_HLEN || tot + ETH_HLEN > skb->len) {
+		COUNT(st, ST_RX_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	if (tot == IP_HLEN + SCLP_HLEN) {
+		COUNT(st, ST_RX_DROP_EMPTY);
+		return TC_ACT_SHOT;
+	}
+	__u32 saddr = *(__u32 *)(ip + 12);
+	if (!bpf_map_lookup_elem(&peers, &saddr)) {
+		COUNT(st, ST_RX_DROP_UNKNOWN_PEER);
+		return TC_ACT_SHOT;
+	}
+	if (tot > RX_MAX_PKT) {
+		COUNT(st, ST_RX_DROP_TOO_BIG);
+		return TC_ACT_SHOT;
+	}
+	if (data + ETH_HLEN + tot > end) {
+		if (bpf_skb_pull_data(skb, ETH_HLEN + tot)) {
+			COUNT(st, ST_RX_DROP_ERROR);
+			return TC_ACT_SHOT;
+		}
+	}
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	__u8 *sh = data + ETH_HLEN + IP_HLEN;
+	if ((void *)(sh + SCLP_HLEN) > end) {
+		COUNT(st, ST_RX_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	if (*(__u16 *)(sh + 2) != bpf_htons(SCLP_VXLAN_PORT)) {
+		COUNT(st, ST_RX_DROP_BAD_PORT);
+		return TC_ACT_SHOT;
+	}
+	__u32 first = sh[7] & 1;
+	__u32 rem = bpf_ntohs(*(__u16 *)(sh + 8));
+	__u32 s = tot - IP_HLEN - SCLP_HLEN;
+	if (s + rem > MAX_MSG) {
+		COUNT(st, ST_RX_DROP_BAD_REMAINING);
+		return TC_ACT_SHOT;
+	}
+	if (!csum_ok(skb, tot - IP_HLEN)) {
+		COUNT(st, ST_RX_DROP_BAD_CHECKSUM);
+		return TC_ACT_SHOT;
+	}
+	if (!first)
+		return to_ring(skb, st, tot, REASON_MULTI);
+
+	/* First segment: the VXLAN header is its first 8 payload bytes. */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	sh = data + ETH_HLEN + IP_HLEN;
+	if (s < VXLAN_HLEN || (void *)(sh + SCLP_HLEN + VXLAN_HLEN) > end) {
+		COUNT(st, ST_RX_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	__u32 vflags = *(__u32 *)(sh + SCLP_HLEN);
+	__u32 vword = bpf_ntohl(*(__u32 *)(sh + SCLP_HLEN + 4));
+	if (vflags != bpf_htonl(VXLAN_FLAGS) || (vword & 0xff)) {
+		COUNT(st, ST_RX_DROP_BAD_VXLAN);
+		return TC_ACT_SHOT;
+	}
+	struct rx_key k = {.peer = saddr, .vni = vword >> 8};
+	struct rx_port *port = bpf_map_lookup_elem(&rx_ports, &k);
+	if (!port) {
+		COUNT(st, ST_RX_DROP_UNKNOWN_VNI);
+		return TC_ACT_SHOT;
+	}
+	if (rem)
+		return to_ring(skb, st, tot, REASON_MULTI);
+	__u32 inner = s - VXLAN_HLEN;
+	if (inner < ETH_HLEN) {
+		COUNT(st, ST_RX_DROP_SHORT);
+		return TC_ACT_SHOT;
+	}
+	/* adjust_room keeps at least 20 bytes after the inner Ethernet header; a BPF-built
+	 * frame is never GSO, so a frame above the port MTU goes to userspace (GSO inject). */
+	if (inner < ETH_HLEN + IP_HLEN || inner > port->mtu + ETH_HLEN + 4)
+		return to_ring(skb, st, tot, REASON_LARGE);
+	return deliver(skb, st, port, inner);
+pass:
+	COUNT(st, ST_RX_PASSED);
+	return TC_ACT_OK;
+}
+
+#endif

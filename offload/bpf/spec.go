@@ -1,0 +1,49 @@
+package bpf
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+)
+
+// Map and program names in the collection.
+const (
+	MapTxPorts    = "tx_ports"
+	MapRxPorts    = "rx_ports"
+	MapPeers      = "peers"
+	MapStats      = "stats"
+	MapExceptions = "exceptions"
+	MapTxScratch  = "tx_scratch"
+	ProgTx        = "sclp_tx"
+	ProgRx        = "sclp_rx"
+)
+
+// TX port flags (tx_port.flags).
+const (
+	// TxFlagFIB makes the tx program resolve the next hop with bpf_fib_lookup per message
+	// (falling back to the MACs in the entry when the neighbour is not resolved).
+	TxFlagFIB uint32 = 1
+)
+
+// Limits of the programs (common.h).
+const (
+	MinMSS = 512
+	MaxMSS = 16000
+	// MaxRxPacket is the largest IPv4 packet the rx program validates and copies.
+	MaxRxPacket = 16064
+)
+
+// Spec returns the collection spec with the per-CPU scratch map sized for this machine.
+// Maps keep their pin-by-name setting; callers choose the pin path (or clear Pinning).
+func Spec() (*ebpf.CollectionSpec, error) {
+	spec, err := LoadSclp()
+	if err != nil {
+		return nil, fmt.Errorf("load bpf spec: %w", err)
+	}
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("possible cpus: %w", err)
+	}
+	spec.Maps[MapTxScratch].MaxEntries = uint32(n)
+	return spec, nil
+}
