@@ -21,8 +21,16 @@ type PortKey struct {
 // PortTable maps (peer, VNI) to tunnel ports. Lookups are lock-free and allocate nothing
 // (copy-on-write map behind an atomic pointer); updates are serialised.
 type PortTable struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[PortKey]Port]
+	mu    sync.Mutex
+	m     atomic.Pointer[map[PortKey]Port]
+	peers atomic.Pointer[map[netip.Addr]int]
+}
+
+// HasPeer reports whether any port has peer addr. Receivers use it to drop segments from
+// unknown sources before they take reassembly memory.
+func (t *PortTable) HasPeer(addr netip.Addr) bool {
+	m := t.peers.Load()
+	return m != nil && (*m)[addr] > 0
 }
 
 // Lookup returns the port for k, or nil.
@@ -62,5 +70,10 @@ func (t *PortTable) update(fn func(map[PortKey]Port)) {
 		}
 	}
 	fn(n)
+	peers := make(map[netip.Addr]int)
+	for k := range n {
+		peers[k.Peer]++
+	}
 	t.m.Store(&n)
+	t.peers.Store(&peers)
 }

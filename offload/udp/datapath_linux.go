@@ -260,11 +260,11 @@ func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
 		return g, nil
 	}
 	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: d.opts.Workers,
-		Reassembly: *d.opts.Reassembly, Ports: d.ports})
+		Reassembly: perWorker(*d.opts.Reassembly, d.opts.Workers), Ports: d.ports})
 	if err != nil {
 		return nil, err
 	}
-	g := &rxGroup{local: local, pipe: pipe, refs: 1, expire: d.opts.ExpireInterval}
+	g := &rxGroup{local: local, pipe: pipe, ports: d.ports, refs: 1, expire: d.opts.ExpireInterval}
 	if g.stopfd, err = eventFD(); err != nil {
 		return nil, err
 	}
@@ -301,4 +301,24 @@ func (g *rxGroup) stop() {
 		unix.Close(fd)
 	}
 	unix.Close(g.stopfd)
+}
+
+// perWorker divides the datapath-wide reassembly caps among n workers (each worker has its
+// own reassembler), so the sum over workers never exceeds the configured caps.
+func perWorker(c sclp.Config, n int) sclp.Config {
+	if n <= 1 {
+		return c
+	}
+	d := sclp.DefaultConfig()
+	div := func(v, def int) int {
+		if v == 0 {
+			v = def
+		}
+		return max(v/n, 1)
+	}
+	c.MaxBytes = div(c.MaxBytes, d.MaxBytes)
+	c.MaxEntries = div(c.MaxEntries, d.MaxEntries)
+	c.MaxPeerBytes = div(c.MaxPeerBytes, d.MaxPeerBytes)
+	c.MaxPeerEntries = div(c.MaxPeerEntries, d.MaxPeerEntries)
+	return c
 }

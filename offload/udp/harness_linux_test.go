@@ -29,7 +29,7 @@ type pairOptions struct {
 	innerMTU int     // VM and tunnel port MTU (default 1500)
 	opts     Options // datapath options
 	// between, if set, builds the underlay itself (an impairer) and returns the two hosts.
-	between func(t *testing.T) []*testbed.Host
+	between func(t testing.TB) []*testbed.Host
 }
 
 // pair is two hosts joined by an underlay, one VM per host, a udp datapath per host.
@@ -42,7 +42,7 @@ type pair struct {
 }
 
 // newPair builds the setup; everything is removed by t.Cleanup.
-func newPair(t *testing.T, o pairOptions) *pair {
+func newPair(t testing.TB, o pairOptions) *pair {
 	t.Helper()
 	testbed.RequireRoot(t)
 	if o.innerMTU == 0 {
@@ -69,7 +69,7 @@ func newPair(t *testing.T, o pairOptions) *pair {
 }
 
 // start creates host i's datapath and port (in the host's namespace).
-func (p *pair) start(t *testing.T, i int) {
+func (p *pair) start(t testing.TB, i int) {
 	t.Helper()
 	var dp *Datapath
 	err := p.hosts[i].Do(func() error {
@@ -91,7 +91,7 @@ func (p *pair) start(t *testing.T, i int) {
 }
 
 // ping checks VM 0 reaches VM 1.
-func (p *pair) ping(t *testing.T) {
+func (p *pair) ping(t testing.TB) {
 	t.Helper()
 	if out, err := p.vms[0].Ping(p.vms[1].IP, 3); err != nil {
 		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
@@ -100,7 +100,7 @@ func (p *pair) ping(t *testing.T) {
 
 // tcpTransfer sends n random bytes from VM 0 to VM 1 over TCP and checks the sha256 on both
 // ends. It returns the throughput in Gbit/s.
-func (p *pair) tcpTransfer(t *testing.T, n int, writeSize int) float64 {
+func (p *pair) tcpTransfer(t testing.TB, n int, writeSize int) float64 {
 	t.Helper()
 	var ln net.Listener
 	if err := p.vms[1].Do(func() (err error) {
@@ -168,7 +168,7 @@ func (p *pair) tcpTransfer(t *testing.T, n int, writeSize int) float64 {
 // udpTransfer sends count datagrams of size bytes from VM 0 to VM 1 (each carrying its
 // index and a checksum of its random content) and returns how many arrived intact, how many
 // arrived corrupted, and the goodput.
-func (p *pair) udpTransfer(t *testing.T, count, size int, pace time.Duration) (ok, bad int, gbps float64) {
+func (p *pair) udpTransfer(t testing.TB, count, size int, pace time.Duration) (ok, bad int, gbps float64) {
 	t.Helper()
 	var rc *net.UDPConn
 	if err := p.vms[1].Do(func() (err error) {
@@ -225,7 +225,7 @@ func (p *pair) udpTransfer(t *testing.T, count, size int, pace time.Duration) (o
 }
 
 // counters reads a device's statistics in a namespace.
-func counters(t *testing.T, ns *testbed.NS, dev string, names ...string) []uint64 {
+func counters(t testing.TB, ns *testbed.NS, dev string, names ...string) []uint64 {
 	t.Helper()
 	out := make([]uint64, len(names))
 	for i, n := range names {
@@ -243,7 +243,7 @@ type frameWatch struct {
 	done   chan struct{}
 }
 
-func watchFrames(t *testing.T, ns *testbed.NS, dev string) *frameWatch {
+func watchFrames(t testing.TB, ns *testbed.NS, dev string) *frameWatch {
 	t.Helper()
 	w := &frameWatch{done: make(chan struct{})}
 	err := ns.Do(func() error {
@@ -298,7 +298,7 @@ func (w *frameWatch) stop() (maxIP int, frames int64) {
 }
 
 // dump logs both datapaths' statistics.
-func (p *pair) dump(t *testing.T) {
+func (p *pair) dump(t testing.TB) {
 	for i, dp := range p.dps {
 		st := dp.Stats()
 		t.Logf("host %d: ports %+v", i, st.Ports)

@@ -53,7 +53,7 @@ func TestSendAndSplitAllocs(t *testing.T) {
 	cp := &countPort{}
 	ports.Set(fallback.PortKey{Peer: netip.MustParseAddr("127.0.0.1"), VNI: 9}, cp)
 	w, _ := fallback.NewWorker(sclp.Config{}, ports)
-	g := &rxGroup{local: netip.MustParseAddrPort("127.0.0.1:4795"), expire: time.Second}
+	g := &rxGroup{local: netip.MustParseAddrPort("127.0.0.1:4795"), ports: ports, expire: time.Second}
 	r := newRxWorker(g, rx, w)
 	ids := sclp.NewIDGenerator(1)
 	var segs int

@@ -21,7 +21,7 @@ const rxBufLen = 68 << 10
 
 // rxStats are the receive counters of one listening address.
 type rxStats struct {
-	datagrams, segments, bytes, short atomic.Uint64
+	datagrams, segments, bytes, short, unknownPeer atomic.Uint64
 }
 
 // rxGroup is the SO_REUSEPORT group of receive sockets bound to one local address and port,
@@ -29,6 +29,7 @@ type rxStats struct {
 type rxGroup struct {
 	local    netip.AddrPort
 	pipe     *fallback.Pipeline
+	ports    *fallback.PortTable
 	fds      []int
 	stopfd   int
 	stopping atomic.Bool
@@ -112,6 +113,12 @@ func (r *rxWorker) split(now time.Time, b []byte, gso int) {
 	st.bytes.Add(uint64(len(b)))
 	key := sclp.Key{Src: netip.AddrFrom4(r.name.Addr), Dst: r.g.local.Addr(),
 		OuterSrcPort: ntohs(r.name.Port), OuterDstPort: r.g.local.Port()}
+	if !r.g.ports.HasPeer(key.Src) {
+		// Not a configured peer: drop the whole batch before it takes reassembly memory.
+		st.unknownPeer.Add(1)
+		r.w.Count(sclp.DropUnknownPeer)
+		return
+	}
 	segs := 0
 	for off := 0; off < len(b); off += gso {
 		seg := b[off:min(off+gso, len(b))]

@@ -29,8 +29,9 @@ type Stats struct {
 	// Ports holds per-port counters by port name.
 	Ports map[string]PortStats
 	// RxDatagrams counts recvmsg results (GRO batches), RxSegments the SCLP segments in them,
-	// RxBytes their bytes, RxShort segments shorter than an SCLP header.
-	RxDatagrams, RxSegments, RxBytes, RxShort uint64
+	// RxBytes their bytes, RxShort segments shorter than an SCLP header, RxUnknownPeer
+	// batches from an address that no port has as peer (dropped before reassembly).
+	RxDatagrams, RxSegments, RxBytes, RxShort, RxUnknownPeer uint64
 	// Reassembly sums the receive workers' fallback statistics (reassembly, drops by reason,
 	// buffered bytes/entries, unknown ports, lost partial messages on stop).
 	Reassembly fallback.Stats
@@ -70,6 +71,7 @@ func (s *Stats) addRx(g *rxGroup) {
 	s.RxSegments += g.st.segments.Load()
 	s.RxBytes += g.st.bytes.Load()
 	s.RxShort += g.st.short.Load()
+	s.RxUnknownPeer += g.st.unknownPeer.Load()
 	s.Reassembly.Add(g.pipe.Stats())
 }
 
