@@ -67,6 +67,7 @@ type Reconciler struct {
 	running map[string]offload.PortSpec // ports the datapaths currently carry
 	states  map[string]PortState
 	flows   map[string]uint64 // bridge -> cookie installed
+	absent  map[string]int    // owned port name -> consecutive passes it was missing from OVSDB
 	passes  int
 }
 
@@ -93,7 +94,7 @@ func New(opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Reconciler{o: opts, running: map[string]offload.PortSpec{}, states: map[string]PortState{}, flows: map[string]uint64{}}, nil
+	return &Reconciler{o: opts, running: map[string]offload.PortSpec{}, states: map[string]PortState{}, flows: map[string]uint64{}, absent: map[string]int{}}, nil
 }
 
 // Run reconciles on every OVSDB change, every Resync, and after failures with backoff, and
@@ -311,12 +312,39 @@ func (r *Reconciler) syncFlows(ctx context.Context, b Bridge) error {
 	return nil
 }
 
+// StaleAfter is how many consecutive passes a port must be missing from OVSDB before its
+// veth pair and datapath state are removed. Two passes (at least one Resync apart) guard
+// against acting on a cache that is being refilled after a reconnect.
+const StaleAfter = 2
+
 // removeStale removes datapath ports and veth pairs that sclp-ovs owns but OVSDB no longer
 // lists.
 func (r *Reconciler) removeStale(ctx context.Context, present map[string]bool) []error {
 	var errs []error
+	owned, err := r.o.Links.Owned(ctx)
+	if err != nil {
+		return append(errs, fmt.Errorf("list veths: %w", err))
+	}
+	seen := map[string]bool{}
+	for _, name := range owned {
+		seen[name] = true
+	}
+	for name := range r.running {
+		seen[name] = true
+	}
+	for name := range r.absent {
+		if !seen[name] || present[name] {
+			delete(r.absent, name)
+		}
+	}
+	stale := func(name string) bool { return !present[name] && r.absent[name] >= StaleAfter }
+	for name := range seen {
+		if !present[name] {
+			r.absent[name]++
+		}
+	}
 	for name, spec := range r.running {
-		if present[name] {
+		if !stale(name) {
 			continue
 		}
 		if err := r.o.Datapaths[spec.Mode].RemovePort(ctx, name); err != nil {
@@ -326,12 +354,8 @@ func (r *Reconciler) removeStale(ctx context.Context, present map[string]bool) [
 		delete(r.running, name)
 		r.o.Log.Info("stale port removed from datapath", "port", name)
 	}
-	owned, err := r.o.Links.Owned(ctx)
-	if err != nil {
-		return append(errs, fmt.Errorf("list veths: %w", err))
-	}
 	for _, name := range owned {
-		if present[name] {
+		if !stale(name) {
 			continue
 		}
 		// A pair left by an earlier agent: its datapath state may be pinned, so ask every
@@ -345,6 +369,7 @@ func (r *Reconciler) removeStale(ctx context.Context, present map[string]bool) [
 			errs = append(errs, fmt.Errorf("stale veth %s: %w", name, err))
 			continue
 		}
+		delete(r.absent, name)
 		r.o.Log.Info("stale veth removed", "port", name)
 	}
 	return errs

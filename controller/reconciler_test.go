@@ -181,6 +181,12 @@ func TestStaleCleanup(t *testing.T) {
 	if err := e.r.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := e.links.Get("sclpold"); !ok {
+		t.Fatal("stale veth removed on the first pass (no grace)")
+	}
+	if err := e.r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := e.links.Get("sclpold"); ok {
 		t.Fatal("stale owned veth left behind")
 	}
@@ -188,8 +194,10 @@ func TestStaleCleanup(t *testing.T) {
 		b := &(*bs)[0]
 		b.Ports = b.Ports[:len(b.Ports)-1] // delete sclp0a000003
 	})
-	if err := e.r.Reconcile(ctx); err != nil {
-		t.Fatal(err)
+	for i := 0; i < controller.StaleAfter; i++ {
+		if err := e.r.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, ok := e.links.Get("sclp0a000003"); ok {
 		t.Fatal("veth of a deleted port left behind")
@@ -204,8 +212,10 @@ func TestStaleCleanup(t *testing.T) {
 		t.Fatalf("flows after removing a port = %v", e.flows.Table("br-int"))
 	}
 	e.store.Update(func(bs *[]controller.Bridge) { (*bs)[0].Ports = (*bs)[0].Ports[:2] })
-	if err := e.r.Reconcile(ctx); err != nil {
-		t.Fatal(err)
+	for i := 0; i < controller.StaleAfter; i++ {
+		if err := e.r.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if fl := e.flows.Table("br-int"); len(fl) != 1 || fl[0] != foreign {
 		t.Fatalf("owned flows not removed or foreign flow touched: %v", fl)
