@@ -85,6 +85,6 @@ func (u udpStats) PortStats(name string) (map[string]uint64, error) {
 		"tx_frames": p.TxFrames, "tx_bytes": p.TxBytes, "tx_segments": p.TxSegments,
 		"tx_too_large": p.TxTooLarge, "tx_send_errors": p.TxSendErrors, "tx_socket_drops": p.TxSocketDrops,
 		"tx_backpressure_waits": p.TxBackpressureWaits,
-		"rx_injected_frames": p.RxInjectedFrames, "rx_injected_bytes": p.RxInjectedBytes, "rx_inject_errors": p.RxInjectErrors,
+		"rx_injected_frames":    p.RxInjectedFrames, "rx_injected_bytes": p.RxInjectedBytes, "rx_inject_errors": p.RxInjectErrors,
 	}, nil
 }
