@@ -49,6 +49,8 @@ type Port struct {
 	ExternalIDs map[string]string `ovsdb:"external_ids"`
 	OtherConfig map[string]string `ovsdb:"other_config"`
 	Tag         *int              `ovsdb:"tag"`
+	// Protected ports never forward to other protected ports (split horizon for NORMAL).
+	Protected bool `ovsdb:"protected"`
 }
 
 // Interface is a row of the Interface table.

@@ -25,6 +25,10 @@ type PortOptions struct {
 	MTURequest int
 	// OFPortRequest asks for a fixed OpenFlow port number; 0 lets OVS choose.
 	OFPortRequest int
+	// Protected sets Port.protected: the NORMAL action never forwards between two protected
+	// ports, which gives tunnel ports split horizon (no tunnel-to-tunnel loops in a full mesh)
+	// without any OpenFlow rule. AddPort on an existing port sets it to this value.
+	Protected bool
 }
 
 // Named UUIDs used inside AddPort's transaction.
@@ -64,7 +68,7 @@ func (c *Client) AddPort(ctx context.Context, opts PortOptions) error {
 	if iface.Type != opts.Type {
 		return fmt.Errorf("add port %q: interface type is %q, not %q: %w", opts.Name, iface.Type, opts.Type, ErrPortExists)
 	}
-	return c.updateIface(ctx, iface, opts)
+	return c.updatePort(ctx, p, iface, opts)
 }
 
 func (c *Client) createPort(ctx context.Context, opts PortOptions) error {
@@ -79,7 +83,7 @@ func (c *Client) createPort(ctx context.Context, opts PortOptions) error {
 	if opts.OFPortRequest > 0 {
 		iface.OFPortRequest = &opts.OFPortRequest
 	}
-	port := &Port{UUID: newPortUUID, Name: opts.Name, Interfaces: []string{newIfaceUUID}}
+	port := &Port{UUID: newPortUUID, Name: opts.Name, Interfaces: []string{newIfaceUUID}, Protected: opts.Protected}
 	ops, err := c.db.Create(iface, port)
 	if err != nil {
 		return fmt.Errorf("add port %q: %w", opts.Name, err)
@@ -102,8 +106,16 @@ func (c *Client) createPort(ctx context.Context, opts PortOptions) error {
 	return nil
 }
 
-func (c *Client) updateIface(ctx context.Context, iface *Interface, opts PortOptions) error {
+func (c *Client) updatePort(ctx context.Context, p *Port, iface *Interface, opts PortOptions) error {
 	var ops []ovsdb.Operation
+	if p.Protected != opts.Protected {
+		row := &Port{Name: p.Name, Protected: opts.Protected}
+		up, err := c.db.Where(row).Update(row, &row.Protected)
+		if err != nil {
+			return fmt.Errorf("update port %q: %w", p.Name, err)
+		}
+		ops = append(ops, up...)
+	}
 	if changed(iface.ExternalIDs, opts.ExternalIDs) {
 		mut, err := c.mapMutation(iface.Name, "external_ids", opts.ExternalIDs, nil)
 		if err != nil {
