@@ -29,10 +29,10 @@ type impairConfig struct {
 // impairer is a deterministic L2 relay between two devices of a middle namespace: every
 // frame is forwarded as is except tunnel datagrams, which are impaired per impairConfig.
 type impairer struct {
-	cfg                                      impairConfig
-	fds                                      [2]int
-	stopping                                 atomic.Bool
-	wg                                       sync.WaitGroup
+	cfg                                     impairConfig
+	fds                                     [2]int
+	stopping                                atomic.Bool
+	wg                                      sync.WaitGroup
 	matched, dropped, duplicated, reordered atomic.Int64
 }
 
