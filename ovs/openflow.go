@@ -55,6 +55,7 @@ type OpenFlowOptions struct {
 type OpenFlow struct {
 	c            *ofovs.Client
 	exec         ExecFunc
+	pipe         PipeFunc
 	timeout      int
 	cookie, mask uint64
 }
@@ -87,7 +88,7 @@ func NewOpenFlow(opts OpenFlowOptions) (*OpenFlow, error) {
 	}
 	c := ofovs.New(ofovs.Timeout(opts.TimeoutSeconds), ofovs.Protocols(OpenFlowProtocols),
 		ofovs.Exec(opts.Exec), ofovs.Pipe(opts.Pipe))
-	return &OpenFlow{c: c, exec: opts.Exec, timeout: opts.TimeoutSeconds, cookie: opts.Cookie, mask: opts.CookieMask}, nil
+	return &OpenFlow{c: c, exec: opts.Exec, pipe: opts.Pipe, timeout: opts.TimeoutSeconds, cookie: opts.Cookie, mask: opts.CookieMask}, nil
 }
 
 func ofctlEnv(runDir string) []string {

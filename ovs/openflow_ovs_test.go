@@ -1,6 +1,7 @@
 package ovs
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -142,5 +143,51 @@ func TestProtectedPortsSplitHorizon(t *testing.T) {
 	}
 	if out, err := vms[0].Ping(vms[1].IP, 2); err != nil {
 		t.Fatalf("after unprotecting: %v %s", err, out)
+	}
+}
+
+func TestRawFlowsGotoTable(t *testing.T) {
+	e := newEnv(t)
+	if err := e.c.WaitVswitchd(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	of := e.openflow(t)
+	if err := of.ReplaceRawFlows("br-int",
+		RawFlow{Cookie: 1, Text: "table=0,priority=100,in_port=1,actions=goto_table:1"},
+		RawFlow{Cookie: 2, Text: "table=1,priority=10,actions=NORMAL"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := of.DumpFlowsRaw("br-int")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "cookie=0x5c1b000000000001, priority=100,in_port=1 actions=goto_table:1\n" +
+		"cookie=0x5c1b000000000002, table=1, priority=10 actions=NORMAL"
+	if raw != want {
+		t.Fatalf("dump:\n%s\nwant:\n%s", raw, want)
+	}
+}
+
+func TestRootExternalIDsAndProtected(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 10*time.Second)
+	if err := e.c.SetRootExternalIDs(ctx, map[string]string{"hb": "1", "x": "y"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.SetRootExternalIDs(ctx, map[string]string{"hb": "2"}, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.vsctl(t, "get", "open_vswitch", ".", "external_ids"); got != `{hb="2"}` {
+		t.Fatalf("root external_ids %s", got)
+	}
+	if err := e.c.SetPortProtected(ctx, "br-int", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.vsctl(t, "get", "port", "br-int", "protected"); got != "true" {
+		t.Fatalf("protected %s", got)
+	}
+	waitFor(t, func() bool { p, err := e.c.Port(ctx, "br-int"); return err == nil && p.Protected })
+	if err := e.c.SetPortProtected(ctx, "nope", true); !errors.Is(err, ErrNoPort) {
+		t.Fatalf("missing port: %v", err)
 	}
 }

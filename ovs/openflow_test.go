@@ -100,3 +100,22 @@ func TestOpenFlowErrors(t *testing.T) {
 		t.Fatalf("Owned")
 	}
 }
+
+func TestReplaceRawFlowsCommand(t *testing.T) {
+	of, f := newFakeOF(t)
+	err := of.ReplaceRawFlows("br-int",
+		RawFlow{Cookie: 3, Text: "table=0,priority=100,in_port=3,actions=goto_table:1"},
+		RawFlow{Text: "table=1,priority=0,actions=NORMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIn := "delete cookie=0x5c1b000000000000/0xffff000000000000\n" +
+		"add cookie=0x5c1b000000000003,table=0,priority=100,in_port=3,actions=goto_table:1\n" +
+		"add cookie=0x5c1b000000000000,table=1,priority=0,actions=NORMAL\n"
+	if f.cmds[0] != "ovs-ofctl --timeout=10 --bundle add-flow --protocols=OpenFlow13,OpenFlow14 br-int -" || f.stdin[0] != wantIn {
+		t.Fatalf("got %q\n%q", f.cmds, f.stdin)
+	}
+	if err := of.ReplaceRawFlows("br-int", RawFlow{Text: "cookie=0x1,actions=drop"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("raw flow with cookie: %v", err)
+	}
+}

@@ -238,3 +238,27 @@ func (c *Client) mapMutation(name, column string, set map[string]string, remove 
 	}
 	return ops, nil
 }
+
+// SetPortProtected sets Port.protected (see PortOptions.Protected) on an existing port.
+func (c *Client) SetPortProtected(ctx context.Context, name string, on bool) error {
+	p, err := c.Port(ctx, name)
+	if err != nil {
+		return fmt.Errorf("set protected: %w", err)
+	}
+	if p.Protected == on {
+		return nil
+	}
+	row := &Port{Name: name, Protected: on}
+	ops, err := c.db.Where(row).Update(row, &row.Protected)
+	if err != nil {
+		return fmt.Errorf("set protected on port %q: %w", name, err)
+	}
+	res, err := c.transact(ctx, fmt.Sprintf("set protected on port %q", name), ops...)
+	if err != nil {
+		return err
+	}
+	if res[0].Count == 0 {
+		return fmt.Errorf("set protected: port %q: %w", name, ErrNoPort)
+	}
+	return nil
+}
