@@ -224,3 +224,33 @@ func TestPingDetectsLossAndRunsContinuously(t *testing.T) {
 		t.Fatalf("continuous ping: %v, %v", st, err)
 	}
 }
+
+func TestCaptureAndLinkStats(t *testing.T) {
+	RequireRoot(t)
+	hosts := NewHosts(t, HostsOptions{})
+	before := hosts[0].MustLinkStats(t, hosts[0].Underlay)
+	if before.MTU != 1500 {
+		t.Fatalf("MTU %d", before.MTU)
+	}
+	capture := hosts[1].StartCapture(t, hosts[1].Underlay, CaptureOptions{Filter: "icmp", Direction: "in"})
+	if st, err := hosts[0].PingWith(hosts[1].IP, PingOptions{Count: 3, Interval: 50 * time.Millisecond, Size: 1000}); err != nil {
+		t.Fatalf("ping: %v %v", st, err)
+	}
+	path := capture.Stop()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pcap: 24-byte file header, then 16-byte record headers + frames (14+20+8+1000 bytes).
+	const frame = 14 + 20 + 8 + 1000
+	if want := 24 + 3*(16+frame); len(data) != want {
+		t.Fatalf("pcap is %d bytes, want %d (3 echo requests); tcpdump: %s", len(data), want, capture.Output())
+	}
+	after := hosts[0].MustLinkStats(t, hosts[0].Underlay)
+	if d := after.TxPackets - before.TxPackets; d < 3 {
+		t.Fatalf("tx packets +%d, want >= 3", d)
+	}
+	if d := after.TxBytes - before.TxBytes; d < 3*frame {
+		t.Fatalf("tx bytes +%d, want >= %d", d, 3*frame)
+	}
+}
