@@ -93,9 +93,14 @@ func (p *pair) start(t testing.TB, i int) {
 // ping checks VM 0 reaches VM 1.
 func (p *pair) ping(t testing.TB) {
 	t.Helper()
-	if out, err := p.vms[0].Ping(p.vms[1].IP, 3); err != nil {
-		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	var out string
+	var err error
+	for range 3 { // the first attempt may race neighbour resolution on a fresh underlay
+		if out, err = p.vms[0].Ping(p.vms[1].IP, 3); err == nil {
+			return
+		}
 	}
+	t.Fatalf("ping through the tunnel: %v\n%s", err, out)
 }
 
 // tcpTransfer sends n random bytes from VM 0 to VM 1 over TCP and checks the sha256 on both
