@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -185,6 +186,11 @@ func (n *NS) StartProc(tb TB, args ...string) *Proc {
 func StartCmd(tb TB, cmd *exec.Cmd) *Proc {
 	tb.Helper()
 	p := &Proc{Cmd: cmd, done: make(chan struct{}), out: &tailBuffer{max: 64 << 10}}
+	if cmd.SysProcAttr == nil {
+		// If this process dies without running cleanups (a test timeout panic, a kill), the
+		// kernel kills the child too instead of leaving it running.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.out
 	}
