@@ -344,3 +344,22 @@ func TestWaitVswitchdAssignsOFPort(t *testing.T) {
 		t.Fatalf("WaitVswitchd without ovs-vswitchd: %v", err)
 	}
 }
+
+func TestReconnectWhileServerDown(t *testing.T) {
+	e := newEnv(t)
+	e.ovs.StopDB()
+	waitFor(t, func() bool { return !e.c.Connected() })
+	err := e.c.SetInterfaceExternalIDs(ctxT(t, 300*time.Millisecond), "br-int", map[string]string{"a": "b"})
+	if !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("write while the server is down: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // a few reconnect attempts fail
+	e.ovs.StartDB(t)
+	if err := e.c.SetInterfaceExternalIDs(ctxT(t, 10*time.Second), "br-int", map[string]string{"a": "b"}); err != nil {
+		t.Fatalf("write after the server came back: %v", err)
+	}
+	if got := e.vsctl(t, "get", "interface", "br-int", "external_ids:a"); got != "b" {
+		t.Fatalf("external_ids:a = %q", got)
+	}
+	waitFor(t, e.c.Connected)
+}
