@@ -128,6 +128,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rx_ports SEC(".maps");
 
+/* Manager bookkeeping for adoption after a restart (not read by the programs): keyed like
+ * tx_ports by the datapath-side veth ifindex. */
+struct port_info {
+	char name[16]; /* the OVS-side veth (PortSpec.Name) */
+	__u32 mtu;     /* PortSpec.MTU */
+	__u32 flags;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct port_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} port_meta SEC(".maps");
+
 /* Known peers (outer source addresses, network byte order) -> number of ports using them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SclpPortInfo struct {
+	_     structs.HostLayout
+	Name  [16]int8
+	Mtu   uint32
+	Flags uint32
+}
+
 type SclpRxKey struct {
 	_    structs.HostLayout
 	Peer uint32
@@ -63,6 +70,7 @@ type SclpTxScratch struct {
 const (
 	SclpMapExceptions = "exceptions"
 	SclpMapPeers      = "peers"
+	SclpMapPortMeta   = "port_meta"
 	SclpMapRxPorts    = "rx_ports"
 	SclpMapRxScratch  = "rx_scratch"
 	SclpMapStats      = "stats"
@@ -124,6 +132,7 @@ type SclpProgramSpecs struct {
 type SclpMapSpecs struct {
 	Exceptions *ebpf.MapSpec `ebpf:"exceptions"`
 	Peers      *ebpf.MapSpec `ebpf:"peers"`
+	PortMeta   *ebpf.MapSpec `ebpf:"port_meta"`
 	RxPorts    *ebpf.MapSpec `ebpf:"rx_ports"`
 	RxScratch  *ebpf.MapSpec `ebpf:"rx_scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -159,6 +168,7 @@ func (o *SclpObjects) Close() error {
 type SclpMaps struct {
 	Exceptions *ebpf.Map `ebpf:"exceptions"`
 	Peers      *ebpf.Map `ebpf:"peers"`
+	PortMeta   *ebpf.Map `ebpf:"port_meta"`
 	RxPorts    *ebpf.Map `ebpf:"rx_ports"`
 	RxScratch  *ebpf.Map `ebpf:"rx_scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -170,6 +180,7 @@ func (m *SclpMaps) Close() error {
 	return _SclpClose(
 		m.Exceptions,
 		m.Peers,
+		m.PortMeta,
 		m.RxPorts,
 		m.RxScratch,
 		m.Stats,

@@ -14,6 +14,7 @@ const (
 	MapStats      = "stats"
 	MapExceptions = "exceptions"
 	MapTxScratch  = "tx_scratch"
+	MapPortMeta   = "port_meta"
 	ProgTx        = "sclp_tx"
 	ProgRx        = "sclp_rx"
 )

@@ -1,0 +1,250 @@
+package offload
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
+)
+
+func (m *Manager) linkPath(name string) string {
+	return filepath.Join(m.opts.PinRoot, "links", name)
+}
+
+// attach attaches prog to TCX ingress of ifindex and pins the link as name, unless the
+// manager already holds that link.
+func (m *Manager) attach(name string, ifindex int, prog string) error {
+	if _, ok := m.links[name]; ok {
+		return nil
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: m.prog(prog), Attach: ebpf.AttachTCXIngress})
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("attach %s: TCX: %w", name, ErrNotSupported)
+	}
+	if err != nil {
+		return fmt.Errorf("attach %s to ifindex %d: %w", name, ifindex, err)
+	}
+	if err := l.Pin(m.linkPath(name)); err != nil {
+		l.Close()
+		return fmt.Errorf("pin link %s: %w", name, err)
+	}
+	m.links[name] = l
+	return nil
+}
+
+// detach unpins and closes the named link, which detaches its program.
+func (m *Manager) detach(name string) error {
+	l, ok := m.links[name]
+	if !ok {
+		return nil
+	}
+	delete(m.links, name)
+	var errs []error
+	if err := l.Unpin(); err != nil {
+		errs = append(errs, fmt.Errorf("unpin %s: %w", name, err))
+	}
+	errs = append(errs, l.Close())
+	return errors.Join(errs...)
+}
+
+// adopt takes over pinned links (updating them to this manager's programs in place) and
+// rebuilds the port table from the pinned maps, removing what is stale: links whose device
+// is gone, ports whose tx link is gone, rx entries and peers no port accounts for.
+func (m *Manager) adopt() error {
+	entries, err := os.ReadDir(filepath.Join(m.opts.PinRoot, "links"))
+	if err != nil {
+		return fmt.Errorf("adopt: %w", err)
+	}
+	for _, e := range entries {
+		if err := m.adoptLink(e.Name()); err != nil {
+			return err
+		}
+	}
+	if err := m.adoptPorts(); err != nil {
+		return err
+	}
+	return m.pruneMaps()
+}
+
+func (m *Manager) adoptLink(name string) error {
+	path := m.linkPath(name)
+	kind, idx, ok := strings.Cut(name, "-")
+	ifindex, perr := strconv.Atoi(idx)
+	prog := map[string]string{"tx": bpf.ProgTx, "rx": bpf.ProgRx}[kind]
+	l, err := link.LoadPinnedLink(path, nil)
+	if !ok || perr != nil || prog == "" || err != nil {
+		if l != nil {
+			l.Close()
+		}
+		return os.Remove(path)
+	}
+	info, err := l.Info()
+	if err != nil || info.TCX() == nil || int(info.TCX().Ifindex) != ifindex {
+		// The device went away (the link is defunct) or the pin is not ours.
+		_ = l.Unpin()
+		l.Close()
+		return nil
+	}
+	if err := l.Update(m.prog(prog)); err != nil {
+		l.Close()
+		return fmt.Errorf("adopt %s: replace program: %w", name, err)
+	}
+	m.links[name] = l
+	return nil
+}
+
+func (m *Manager) adoptPorts() error {
+	var (
+		key  uint32
+		info bpf.SclpPortInfo
+		tx   bpf.SclpTxPort
+		rx   bpf.SclpRxPort
+	)
+	var stale []uint32
+	it := m.bpfMap(bpf.MapPortMeta).Iterate()
+	for it.Next(&key, &info) {
+		_, attached := m.links[fmt.Sprintf("tx-%d", key)]
+		dev, derr := netlink.LinkByIndex(int(key))
+		var ul netlink.Link
+		uerr := m.bpfMap(bpf.MapTxPorts).Lookup(key, &tx)
+		if uerr == nil {
+			ul, uerr = netlink.LinkByIndex(int(tx.Ifindex))
+		}
+		if !attached || derr != nil || uerr != nil {
+			stale = append(stale, key)
+			continue
+		}
+		b := make([]byte, 0, 16)
+		for _, c := range info.Name {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		spec := PortSpec{
+			Name: string(b), PeerName: dev.Attrs().Name, Device: ul.Attrs().Name,
+			Peer: addrFrom(tx.Peer), Local: addrFrom(tx.Local), VNI: tx.Vni, Mode: ModeIP,
+			MTU: int(info.Mtu), TTL: tx.Ttl, TOS: tx.Tos,
+		}
+		if err := m.bpfMap(bpf.MapRxPorts).Lookup(bpf.SclpRxKey{Peer: tx.Peer, Vni: tx.Vni}, &rx); err == nil {
+			spec.MTU = int(rx.Mtu)
+		}
+		m.ports[spec.Name] = &portState{spec: spec, dev: int(key), underlay: int(tx.Ifindex)}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("adopt ports: %w", err)
+	}
+	for _, k := range stale {
+		_ = m.bpfMap(bpf.MapPortMeta).Delete(k)
+		_ = m.bpfMap(bpf.MapTxPorts).Delete(k)
+		_ = m.detach(fmt.Sprintf("tx-%d", k))
+	}
+	return nil
+}
+
+// pruneMaps removes rx entries, peers, tx entries and links that no adopted port uses.
+func (m *Manager) pruneMaps() error {
+	wantRx := map[bpf.SclpRxKey]bool{}
+	wantPeers := map[uint32]uint32{}
+	wantTx := map[uint32]bool{}
+	wantLinks := map[string]bool{}
+	for _, st := range m.ports {
+		wantRx[bpf.SclpRxKey{Peer: be32(st.spec.Peer), Vni: st.spec.VNI}] = true
+		wantPeers[be32(st.spec.Peer)]++
+		wantTx[uint32(st.dev)] = true
+		wantLinks[fmt.Sprintf("tx-%d", st.dev)] = true
+		wantLinks[fmt.Sprintf("rx-%d", st.underlay)] = true
+	}
+	var rk bpf.SclpRxKey
+	var rv bpf.SclpRxPort
+	var drop []bpf.SclpRxKey
+	it := m.bpfMap(bpf.MapRxPorts).Iterate()
+	for it.Next(&rk, &rv) {
+		if !wantRx[rk] {
+			drop = append(drop, rk)
+		}
+	}
+	for _, k := range drop {
+		_ = m.bpfMap(bpf.MapRxPorts).Delete(k)
+	}
+	var k, v uint32
+	var dropU []uint32
+	it = m.bpfMap(bpf.MapPeers).Iterate()
+	for it.Next(&k, &v) {
+		if wantPeers[k] == 0 {
+			dropU = append(dropU, k)
+		}
+	}
+	for _, k := range dropU {
+		_ = m.bpfMap(bpf.MapPeers).Delete(k)
+	}
+	for p, n := range wantPeers {
+		if err := m.bpfMap(bpf.MapPeers).Put(p, n); err != nil {
+			return fmt.Errorf("adopt peers: %w", err)
+		}
+	}
+	var tx bpf.SclpTxPort
+	dropU = dropU[:0]
+	it = m.bpfMap(bpf.MapTxPorts).Iterate()
+	for it.Next(&k, &tx) {
+		if !wantTx[k] {
+			dropU = append(dropU, k)
+		}
+	}
+	for _, k := range dropU {
+		_ = m.bpfMap(bpf.MapTxPorts).Delete(k)
+	}
+	for name := range m.links {
+		if !wantLinks[name] {
+			_ = m.detach(name)
+		}
+	}
+	return nil
+}
+
+// Reload loads a fresh copy of the programs (sharing the pinned maps) and replaces the
+// attached ones in place with link.Update: the upgrade path for a new program version,
+// with no window where a device has no program.
+func (m *Manager) Reload() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return inNetNS(m.opts.NetNS, func() error {
+		coll, err := m.load()
+		if err != nil {
+			return err
+		}
+		for name, l := range m.links {
+			prog := coll.Programs[bpf.ProgTx]
+			if strings.HasPrefix(name, "rx-") {
+				prog = coll.Programs[bpf.ProgRx]
+			}
+			if err := l.Update(prog); err != nil {
+				coll.Close()
+				return fmt.Errorf("reload %s: %w", name, err)
+			}
+		}
+		old := m.coll
+		m.coll = coll
+		old.Close()
+		return nil
+	})
+}
+
+func addrFrom(v uint32) netip.Addr {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
