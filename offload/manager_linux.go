@@ -104,7 +104,7 @@ func (m *Manager) load() (*ebpf.Collection, error) {
 }
 
 func (m *Manager) prog(name string) *ebpf.Program { return m.coll.Programs[name] }
-func (m *Manager) bpfMap(name string) *ebpf.Map  { return m.coll.Maps[name] }
+func (m *Manager) bpfMap(name string) *ebpf.Map   { return m.coll.Maps[name] }
 
 // ExceptionRing returns the ring buffer of rx exceptions (records: bpf.ParseRecord) for
 // offload/fallback. It stays valid until Close.
