@@ -2,74 +2,23 @@ package fallback
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
 
-// Exception record of the BPF rx program (shared contract; host byte order):
-//
-//	 0               4               8               12              16
-//	+---------------+---------------+---------------+---------------+---------------------+
-//	|    reason     |    length     |    ifindex    |     flags     | IPv4 packet (length)|
-//	+---------------+---------------+---------------+---------------+---------------------+
-//
-// TODO(bpf): switch to offload/bpf/record.go once the BPF helper lands it; the layout is the
-// documented contract and is parsed here meanwhile.
-const RecordHeaderLen = 16
+// Records are parsed with bpf.ParseRecord (offload/bpf/record.go, the shared contract):
+// reason, length, ifindex, flags (bit 0: SCLP checksum verified by BPF), then the IPv4 packet.
 
-// RecordReason says why the rx program handed a packet to userspace.
-type RecordReason uint32
-
-// Record reasons.
-const (
-	ReasonMultiSegment RecordReason = 1 // a segment of a multi-segment message
-	ReasonOutOfOrder   RecordReason = 2 // arrived out of order
-	ReasonTooLarge     RecordReason = 3 // message too large to rebuild in BPF
-	ReasonBuffersFull  RecordReason = 4 // BPF reassembly buffers full
-	ReasonMergedRun    RecordReason = 5 // a run merged in BPF (synthetic SCLP header, no checksum)
-	NumRecordReasons                = 6
-)
-
-// RecordFlagVerified: the SCLP checksum was already verified by BPF.
-const RecordFlagVerified = 1
-
-// ErrBadRecord is returned (wrapped) for a record that does not follow the layout.
-var ErrBadRecord = errors.New("bad exception record")
-
-// RecordHeader is the 16-byte header of an exception record.
-type RecordHeader struct {
-	Reason  RecordReason
-	Length  uint32
-	Ifindex uint32
-	Flags   uint32
-}
-
-// ParseRecord splits a record into its header and IPv4 packet. Length is checked against the
-// record; nothing is copied.
-func ParseRecord(b []byte) (RecordHeader, []byte, error) {
-	if len(b) < RecordHeaderLen {
-		return RecordHeader{}, nil, io.ErrUnexpectedEOF
-	}
-	h := RecordHeader{
-		Reason:  RecordReason(binary.NativeEndian.Uint32(b[0:])),
-		Length:  binary.NativeEndian.Uint32(b[4:]),
-		Ifindex: binary.NativeEndian.Uint32(b[8:]),
-		Flags:   binary.NativeEndian.Uint32(b[12:]),
-	}
-	if int(h.Length) > len(b)-RecordHeaderLen || h.Reason == 0 || h.Reason >= NumRecordReasons {
-		return h, nil, ErrBadRecord
-	}
-	return h, b[RecordHeaderLen : RecordHeaderLen+int(h.Length)], nil
-}
+// numReasons bounds the per-reason counters (reasons 1-5; anything else counts at 0).
+const numReasons = 6
 
 // RingSource is what a RingReader reads; *ringbuf.Reader implements it.
 type RingSource interface {
@@ -79,9 +28,9 @@ type RingSource interface {
 
 // RingStats are a RingReader's counters.
 type RingStats struct {
-	// Records and Bytes count records read; ByReason by RecordReason.
+	// Records and Bytes count records read; ByReason by bpf.Reason (index 0: unknown).
 	Records, Bytes uint64
-	ByReason       [NumRecordReasons]uint64
+	ByReason       [numReasons]uint64
 	// BadRecords counts records that failed to parse (layout, IPv4 or SCLP header);
 	// BadChecksum those whose SCLP checksum failed in userspace.
 	BadRecords, BadChecksum uint64
@@ -105,7 +54,7 @@ type RingReader struct {
 	rec      ringbuf.Record
 
 	records, bytes, bad, badSum atomic.Uint64
-	byReason                    [NumRecordReasons]atomic.Uint64
+	byReason                    [numReasons]atomic.Uint64
 }
 
 // NewRingReader returns a reader of src feeding w.
@@ -145,15 +94,19 @@ func (r *RingReader) Run(ctx context.Context) error {
 func (r *RingReader) Handle(now time.Time, rec []byte) {
 	r.records.Add(1)
 	r.bytes.Add(uint64(len(rec)))
-	h, pkt, err := ParseRecord(rec)
+	h, err := bpf.ParseRecord(rec)
 	if err != nil {
 		r.bad.Add(1)
 		r.w.Count(sclp.DropShort)
 		return
 	}
-	r.byReason[h.Reason].Add(1)
-	verify := h.Flags&RecordFlagVerified == 0 && h.Reason != ReasonMergedRun
-	src, dst, sh, payload, err := sclp.ParseIPv4(pkt, verify)
+	if h.Reason < numReasons {
+		r.byReason[h.Reason].Add(1)
+	} else {
+		r.byReason[0].Add(1)
+	}
+	verify := !h.ChecksumVerified() && h.Reason != bpf.ReasonMergedRun
+	src, dst, sh, payload, err := sclp.ParseIPv4(h.Packet, verify)
 	if err != nil {
 		if errors.Is(err, sclp.ErrChecksum) {
 			r.badSum.Add(1)

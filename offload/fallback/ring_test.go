@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
 
@@ -29,12 +30,12 @@ func records(tb testing.TB, vni uint32, frame []byte, id uint32) [][]byte {
 		if !ok {
 			return out
 		}
-		rec := make([]byte, RecordHeaderLen)
+		rec := make([]byte, bpf.RecordHeaderLen)
 		pkt, err := sclp.AppendPacket(nil, sclp.PacketOptions{NoEthernet: true, Src: peerA, Dst: local}, h, chunk)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		binary.NativeEndian.PutUint32(rec[0:], uint32(ReasonMultiSegment))
+		binary.NativeEndian.PutUint32(rec[0:], uint32(bpf.ReasonMultiSegment))
 		binary.NativeEndian.PutUint32(rec[4:], uint32(len(pkt)))
 		binary.NativeEndian.PutUint32(rec[8:], 3)
 		out = append(out, append(rec, pkt...))
@@ -91,7 +92,7 @@ func TestRingReaderAllocs(t *testing.T) {
 	w, _ := NewWorker(sclp.Config{}, ports)
 	recs := records(t, 3, testFrame(protoTCP, 60000, 0), 2)
 	for _, r := range recs { // ids change below, so the checksums no longer hold: "verified by BPF"
-		binary.NativeEndian.PutUint32(r[12:], RecordFlagVerified)
+		binary.NativeEndian.PutUint32(r[12:], bpf.FlagChecksumVerified)
 	}
 	rr := NewRingReader(&fakeRing{}, w, RingReaderOptions{})
 	now := time.Unix(1, 0)
@@ -99,9 +100,9 @@ func TestRingReaderAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(50, func() {
 		id += 2
 		for _, r := range recs {
-			binary.BigEndian.PutUint32(r[RecordHeaderLen+20+4:], id)
+			binary.BigEndian.PutUint32(r[bpf.RecordHeaderLen+20+4:], id)
 		}
-		recs[0][RecordHeaderLen+20+7] |= 1 // F bit on the first segment
+		recs[0][bpf.RecordHeaderLen+20+7] |= 1 // F bit on the first segment
 		for _, r := range recs {
 			rr.Handle(now, r)
 		}
