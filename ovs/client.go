@@ -16,6 +16,7 @@ import (
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // SystemRunDir is the run directory of the system Open vSwitch on Debian.
@@ -57,6 +58,7 @@ type DialOptions struct {
 type Client struct {
 	db       client.Client
 	endpoint string
+	reg      *prometheus.Registry
 	// dead is set when a client without reconnect lost its connection for good.
 	dead atomic.Bool
 
@@ -91,7 +93,9 @@ func DialWith(ctx context.Context, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build ovsdb model: %w", err)
 	}
-	copts := []client.Option{client.WithEndpoint(opts.Endpoint), client.WithLogger(&logger)}
+	reg := prometheus.NewRegistry()
+	copts := []client.Option{client.WithEndpoint(opts.Endpoint), client.WithLogger(&logger),
+		client.WithMetricsRegistry(reg)}
 	if !opts.NoReconnect {
 		bo := backoff.NewExponentialBackOff()
 		bo.InitialInterval = 50 * time.Millisecond
@@ -107,7 +111,7 @@ func DialWith(ctx context.Context, opts DialOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ovsdb client for %s: %w", opts.Endpoint, err)
 	}
-	c := &Client{db: db, endpoint: opts.Endpoint, subs: map[int]*subscription{}, handlers: map[int]func(Event){}}
+	c := &Client{db: db, endpoint: opts.Endpoint, reg: reg, subs: map[int]*subscription{}, handlers: map[int]func(Event){}}
 	if err := db.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("connect to ovsdb %s: %w: %v", opts.Endpoint, ErrNotConnected, err)
 	}

@@ -269,7 +269,25 @@ func TestReconnectAfterDBRestart(t *testing.T) {
 	e := newEnv(t)
 	ch, cancel := e.c.Subscribe()
 	defer cancel()
-	e.ovs.RestartDB(t)
+	epoch := e.c.Epoch()
+	// A read that spans a reconnect is reported as not connected.
+	err := e.c.Snapshot(ctxT(t, 5*time.Second), func(ctx context.Context) error {
+		if _, err := e.c.Bridges(ctx); err != nil {
+			return err
+		}
+		e.ovs.RestartDB(t)
+		waitFor(t, e.c.Connected)
+		return nil
+	})
+	if !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Snapshot across a reconnect: %v", err)
+	}
+	if e.c.Epoch() != epoch+1 {
+		t.Fatalf("epoch %d, want %d", e.c.Epoch(), epoch+1)
+	}
+	if err := e.c.Snapshot(ctxT(t, 5*time.Second), func(ctx context.Context) error { _, err := e.c.Bridges(ctx); return err }); err != nil {
+		t.Fatalf("Snapshot while connected: %v", err)
+	}
 	// Writes block until the client is back, then succeed.
 	ctx := ctxT(t, 20*time.Second)
 	dev := e.veth(t, "rc0")
