@@ -1,0 +1,93 @@
+package metrics
+
+import (
+	"strings"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// FromBPF converts the tc-eBPF datapath's counters (mode=ip; one per-CPU map summed over
+// CPUs, not per port) to DatapathStats. Frames the rx program delivers itself count as
+// path="kernel"; drop counters become Drops by direction and reason (the counter name
+// without its "tx_drop_"/"rx_drop_" prefix; rx_ring_full is reason "ring_full").
+func FromBPF(s bpf.Stats) DatapathStats {
+	var out DatapathStats
+	out.Add(TxMessages, "", "", s.TxMessages)
+	out.Add(TxSegments, "", "", s.TxSegments)
+	out.Add(TxBytes, "", "", s.TxBytes)
+	out.Add(RxSegments, "", "", s.RxSegments)
+	out.Add(RxBytes, "", "", s.RxBytes)
+	out.Samples = append(out.Samples,
+		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast},
+		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes},
+		Sample{Counter: Exceptions, Reason: "multi_segment", Value: s.RxExcMulti},
+		Sample{Counter: Exceptions, Reason: "too_large", Value: s.RxExcLarge})
+	for i, v := range s.Counters() {
+		name := bpf.CounterNames[i]
+		dir, reason := "", ""
+		switch {
+		case strings.HasPrefix(name, "tx_drop_"):
+			dir, reason = DirectionTx, strings.TrimPrefix(name, "tx_drop_")
+		case strings.HasPrefix(name, "rx_drop_"):
+			dir, reason = DirectionRx, strings.TrimPrefix(name, "rx_drop_")
+		case name == "rx_ring_full":
+			dir, reason = DirectionRx, "ring_full"
+		default:
+			continue
+		}
+		out.Samples = append(out.Samples, Sample{Counter: Drops, Direction: dir, Reason: reason, Value: v})
+	}
+	return out
+}
+
+// FromFallback converts the userspace reassembly pipeline's counters (mode=ip's exception
+// path) to DatapathStats: the reassembler, merged messages, frames injected (path
+// "userspace") and receive drops by reason, none of them per port.
+func FromFallback(s fallback.Stats) DatapathStats {
+	out := DatapathStats{Reassembly: reassembly(s)}
+	out.Samples = append(out.Samples,
+		Sample{Counter: RxFrames, Path: PathUserspace, Value: s.InjectedFrames},
+		Sample{Counter: RxFrameBytes, Path: PathUserspace, Value: s.InjectedBytes},
+		Sample{Counter: Drops, Direction: DirectionRx, Reason: "inject_error", Value: s.InjectErrors})
+	out.Samples = appendReassemblyDrops(out.Samples, s)
+	out.Add(RxMerged, "", "", merged(s.Reassembly))
+	return out
+}
+
+// Merge returns the samples of a and b together; the Reassembly of the first that has one
+// is kept. Samples with the same labels are summed by the collector.
+func Merge(a, b DatapathStats) DatapathStats {
+	out := DatapathStats{Samples: append(append([]Sample(nil), a.Samples...), b.Samples...), Reassembly: a.Reassembly}
+	if out.Reassembly == nil {
+		out.Reassembly = b.Reassembly
+	}
+	return out
+}
+
+// reassembly extracts the reassembler's part of fallback statistics.
+func reassembly(s fallback.Stats) *ReassemblyStats {
+	r := s.Reassembly
+	return &ReassemblyStats{Completed: r.Completed, CompletedBytes: r.CompletedBytes,
+		TimedOut: s.TimedOut(), Evicted: s.Evicted(),
+		BufferedBytes: uint64(max(r.BufferedBytes, 0)), BufferedMessages: uint64(max(r.BufferedEntries, 0))}
+}
+
+// merged counts messages assembled from more than one piece (the rest were delivered as they
+// came, without a copy).
+func merged(r sclp.Stats) uint64 {
+	if r.Completed < r.Direct {
+		return 0
+	}
+	return r.Completed - r.Direct
+}
+
+// appendReassemblyDrops adds the receive drops the reassembly pipeline counted, by reason
+// (sclp.DropReason names), and partial messages lost when workers stopped.
+func appendReassemblyDrops(out []Sample, s fallback.Stats) []Sample {
+	for r := sclp.DropReason(1); r < sclp.NumDropReasons; r++ {
+		out = append(out, Sample{Counter: Drops, Direction: DirectionRx, Reason: r.String(), Value: s.Reassembly.Drops[r]})
+	}
+	return append(out, Sample{Counter: Drops, Direction: DirectionRx, Reason: "lost_on_stop", Value: s.LostOnStop})
+}

@@ -1,0 +1,74 @@
+//go:build linux
+
+package metrics
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/udp"
+)
+
+// FromUDP converts the mode=udp datapath's counters to DatapathStats. Transmit counters,
+// delivered frames (path "userspace"), transmit drops and injection errors are per port and
+// labelled with the port's peer from peers (port name -> peer address; "" when absent).
+// Receive segments, bytes, merges and reassembly drops are per listening socket group, so
+// they carry no port label.
+func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
+	out := DatapathStats{Reassembly: reassembly(s.Reassembly)}
+	names := make([]string, 0, len(s.Ports))
+	for name := range s.Ports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, peer := s.Ports[name], ""
+		if a, ok := peers[name]; ok && a.IsValid() {
+			peer = a.String()
+		}
+		out.Add(TxFrames, name, peer, p.TxFrames)
+		out.Add(TxMessages, name, peer, p.TxMessages)
+		out.Add(TxSegments, name, peer, p.TxSegments)
+		out.Add(TxBytes, name, peer, p.TxBytes)
+		out.Samples = append(out.Samples,
+			Sample{Counter: RxFrames, Port: name, Peer: peer, Path: PathUserspace, Value: p.RxInjectedFrames},
+			Sample{Counter: RxFrameBytes, Port: name, Peer: peer, Path: PathUserspace, Value: p.RxInjectedBytes})
+		for _, d := range []struct {
+			dir, reason string
+			v           uint64
+		}{
+			{DirectionTx, "too_large", p.TxTooLarge},
+			{DirectionTx, "unsupported_gso", p.TxUnsupportedGSO},
+			{DirectionTx, "send_error", p.TxSendErrors},
+			{DirectionTx, "truncated", p.TxTruncated},
+			{DirectionTx, "socket_overflow", p.TxSocketDrops},
+			{DirectionRx, "inject_error", p.RxInjectErrors},
+		} {
+			out.Samples = append(out.Samples, Sample{Counter: Drops, Port: name, Peer: peer, Direction: d.dir, Reason: d.reason, Value: d.v})
+		}
+	}
+	out.Add(RxSegments, "", "", s.RxSegments)
+	out.Add(RxBytes, "", "", s.RxBytes)
+	out.Add(RxMerged, "", "", merged(s.Reassembly.Reassembly))
+	out.Samples = appendReassemblyDrops(out.Samples, s.Reassembly)
+	return out
+}
+
+// UDPStatser is what FromUDP reads: *udp.Datapath.
+type UDPStatser interface{ Stats() udp.Stats }
+
+// UDPSource is the DatapathSource of a mode=udp datapath. Peers, if set, names each port's
+// peer (the agent passes the ports it carries).
+type UDPSource struct {
+	Datapath UDPStatser
+	Peers    func() map[string]netip.Addr
+}
+
+// DatapathStats reads the datapath.
+func (u UDPSource) DatapathStats() (DatapathStats, error) {
+	var peers map[string]netip.Addr
+	if u.Peers != nil {
+		peers = u.Peers()
+	}
+	return FromUDP(u.Datapath.Stats(), peers), nil
+}

@@ -1,0 +1,69 @@
+//go:build linux
+
+package metrics
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+	"github.com/sclp-ovs/sclp-ovs/offload/udp"
+)
+
+// fakeUDP is a handwritten UDPStatser.
+type fakeUDP struct{ st udp.Stats }
+
+func (f fakeUDP) Stats() udp.Stats { return f.st }
+
+func TestFromUDP(t *testing.T) {
+	var s udp.Stats
+	s.Ports = map[string]udp.PortStats{
+		"sclp0": {TxFrames: 100, TxMessages: 100, TxSegments: 4400, TxBytes: 6_400_000, TxSocketDrops: 2,
+			RxInjectedFrames: 90, RxInjectedBytes: 5_000_000},
+		"sclp1": {TxFrames: 1, TxMessages: 1, TxSegments: 1, TxBytes: 98},
+	}
+	s.RxDatagrams, s.RxSegments, s.RxBytes = 10, 4000, 5_100_000
+	s.Reassembly.Reassembly.Completed, s.Reassembly.Reassembly.Direct = 90, 30
+	s.Reassembly.Reassembly.Drops[sclp.DropShort] = 7
+	src := UDPSource{Datapath: fakeUDP{s}, Peers: func() map[string]netip.Addr {
+		return map[string]netip.Addr{"sclp0": netip.MustParseAddr("10.0.0.2")} // sclp1: unknown peer
+	}}
+	st, err := src.DatapathStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP sclp_ovs_tx_bytes_total Inner frame bytes sent through the tunnel.
+# TYPE sclp_ovs_tx_bytes_total counter
+sclp_ovs_tx_bytes_total{mode="udp",peer="10.0.0.2",port="sclp0"} 6.4e+06
+sclp_ovs_tx_bytes_total{mode="udp",peer="",port="sclp1"} 98
+# HELP sclp_ovs_rx_frame_bytes_total Inner frame bytes delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frame_bytes_total counter
+sclp_ovs_rx_frame_bytes_total{mode="udp",path="userspace",peer="10.0.0.2",port="sclp0"} 5e+06
+sclp_ovs_rx_frame_bytes_total{mode="udp",path="userspace",peer="",port="sclp1"} 0
+# HELP sclp_ovs_rx_segments_total SCLP segments received from the underlay.
+# TYPE sclp_ovs_rx_segments_total counter
+sclp_ovs_rx_segments_total{mode="udp",peer="",port=""} 4000
+# HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
+# TYPE sclp_ovs_rx_merged_messages_total counter
+sclp_ovs_rx_merged_messages_total{mode="udp",peer="",port=""} 60
+`
+	reg := gatherStats(t, offload.ModeUDP, st)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_tx_bytes_total",
+		"sclp_ovs_rx_frame_bytes_total", "sclp_ovs_rx_segments_total", "sclp_ovs_rx_merged_messages_total"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := sampleValue(st, Drops, DirectionTx, "socket_overflow"); v != 2 {
+		t.Errorf("socket_overflow %d, want 2", v)
+	}
+	if v, _ := sampleValue(st, Drops, DirectionRx, "short"); v != 7 {
+		t.Errorf("rx short %d, want 7", v)
+	}
+	if _, ok := sampleValue(st, Exceptions, "", "multi_segment"); ok {
+		t.Error("mode=udp has no kernel exceptions, but FromUDP reported some")
+	}
+}

@@ -1,0 +1,135 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// gatherStats registers st as the given mode's datapath and returns the registry.
+func gatherStats(tb testing.TB, mode offload.Mode, st DatapathStats) *prometheus.Registry {
+	tb.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if _, err := New(reg, Options{Datapaths: map[offload.Mode]DatapathSource{mode: &fakeDatapath{st: st}}}); err != nil {
+		tb.Fatal(err)
+	}
+	return reg
+}
+
+// sampleValue returns the value of the first sample matching c and the labels.
+func sampleValue(st DatapathStats, c Counter, dir, reason string) (uint64, bool) {
+	for _, s := range st.Samples {
+		if s.Counter == c && s.Direction == dir && s.Reason == reason {
+			return s.Value, true
+		}
+	}
+	return 0, false
+}
+
+func TestFromBPF(t *testing.T) {
+	var s bpf.Stats
+	s.TxMessages, s.TxSegments, s.TxBytes = 10, 30, 40000
+	s.RxSegments, s.RxBytes, s.RxFast, s.RxFastBytes = 31, 41000, 7, 7000
+	s.RxExcMulti, s.RxExcLarge = 20, 4
+	s.TxDropNoNeigh, s.RxRingFull, s.RxDropBadChecksum, s.RxDropUnknownVNI = 1, 2, 3, 5
+	st := FromBPF(s)
+	want := `
+# HELP sclp_ovs_exceptions_total Received segments the kernel datapath handed to userspace, by reason.
+# TYPE sclp_ovs_exceptions_total counter
+sclp_ovs_exceptions_total{mode="ip",reason="multi_segment"} 20
+sclp_ovs_exceptions_total{mode="ip",reason="too_large"} 4
+# HELP sclp_ovs_rx_frames_total Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frames_total counter
+sclp_ovs_rx_frames_total{mode="ip",path="kernel",peer="",port=""} 7
+# HELP sclp_ovs_tx_segments_total SCLP segments sent on the underlay.
+# TYPE sclp_ovs_tx_segments_total counter
+sclp_ovs_tx_segments_total{mode="ip",peer="",port=""} 30
+`
+	reg := gatherStats(t, offload.ModeIP, st)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_exceptions_total",
+		"sclp_ovs_rx_frames_total", "sclp_ovs_tx_segments_total"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir, reason string
+		want        uint64
+	}{{"tx", "no_neigh", 1}, {"rx", "ring_full", 2}, {"rx", "bad_checksum", 3}, {"rx", "unknown_vni", 5}, {"tx", "error", 0}} {
+		if v, ok := sampleValue(st, Drops, c.dir, c.reason); !ok || v != c.want {
+			t.Errorf("drop %s/%s = %d (present %v), want %d", c.dir, c.reason, v, ok, c.want)
+		}
+	}
+	// Every BPF drop counter appears exactly once, and the drops add up.
+	var drops, sum uint64
+	for _, smp := range st.Samples {
+		if smp.Counter == Drops {
+			drops++
+			sum += smp.Value
+		}
+	}
+	if sum != 11 {
+		t.Errorf("sum of drops %d, want 11", sum)
+	}
+	var n uint64
+	for _, name := range bpf.CounterNames {
+		if strings.Contains(name, "_drop_") || name == "rx_ring_full" {
+			n++
+		}
+	}
+	if drops != n {
+		t.Errorf("%d drop samples for %d BPF drop counters", drops, n)
+	}
+	if _, ok := sampleValue(st, TxFrames, "", ""); ok {
+		t.Error("FromBPF invented tx_frames (the BPF map has no such counter)")
+	}
+}
+
+func TestFromFallbackAndMerge(t *testing.T) {
+	var f fallback.Stats
+	f.Reassembly.Completed, f.Reassembly.Direct, f.Reassembly.CompletedBytes = 12, 2, 90000
+	f.Reassembly.BufferedBytes, f.Reassembly.BufferedEntries = 8192, 2
+	f.Reassembly.Drops[sclp.DropTimeout], f.Reassembly.Drops[sclp.DropOrphan] = 3, 1
+	f.Reassembly.Drops[sclp.DropEvicted] = 4
+	f.InjectedFrames, f.InjectedBytes, f.InjectErrors, f.LostOnStop = 11, 88000, 1, 6
+	var b bpf.Stats
+	b.RxFast, b.RxFastBytes = 5, 500
+	st := Merge(FromBPF(b), FromFallback(f))
+	want := `
+# HELP sclp_ovs_rx_frames_total Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frames_total counter
+sclp_ovs_rx_frames_total{mode="ip",path="kernel",peer="",port=""} 5
+sclp_ovs_rx_frames_total{mode="ip",path="userspace",peer="",port=""} 11
+# HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
+# TYPE sclp_ovs_rx_merged_messages_total counter
+sclp_ovs_rx_merged_messages_total{mode="ip",peer="",port=""} 10
+# HELP sclp_ovs_reassembly_timed_out_total Partial messages expired before completion (timeout, or first segment never seen).
+# TYPE sclp_ovs_reassembly_timed_out_total counter
+sclp_ovs_reassembly_timed_out_total{mode="ip"} 4
+# HELP sclp_ovs_reassembly_evicted_total Partial messages evicted to stay within the reassembly memory caps.
+# TYPE sclp_ovs_reassembly_evicted_total counter
+sclp_ovs_reassembly_evicted_total{mode="ip"} 4
+# HELP sclp_ovs_reassembly_buffered_bytes Bytes of buffer the userspace reassembler holds for partial messages now.
+# TYPE sclp_ovs_reassembly_buffered_bytes gauge
+sclp_ovs_reassembly_buffered_bytes{mode="ip"} 8192
+`
+	reg := gatherStats(t, offload.ModeIP, st)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_rx_frames_total",
+		"sclp_ovs_rx_merged_messages_total", "sclp_ovs_reassembly_timed_out_total",
+		"sclp_ovs_reassembly_evicted_total", "sclp_ovs_reassembly_buffered_bytes"); err != nil {
+		t.Fatal(err)
+	}
+	// Both BPF and the reassembler count rx drops with the same reasons (bad_checksum,
+	// bad_vxlan, ...): the collector sums them into one series instead of failing the scrape.
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("gather with overlapping drop reasons: %v", err)
+	}
+	if v, _ := sampleValue(st, Drops, DirectionRx, "lost_on_stop"); v != 6 {
+		t.Errorf("lost_on_stop %d, want 6", v)
+	}
+}
