@@ -3,6 +3,7 @@ package testbed
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -119,7 +120,19 @@ func (o *OVS) stop(pp **Proc, name string) {
 			p.Stop(2 * time.Second)
 		}
 	}
-	if out := p.Output(); out != "" {
+	if out := interesting(p.Output()); out != "" {
 		o.tb.Logf("testbed: %s (%s) output: %s", name, o.NS.Name, out)
 	}
+}
+
+// interesting drops the "opened log file" line every daemon prints before its console level
+// applies; what remains are warnings and errors.
+func interesting(out string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l != "" && !strings.Contains(l, "opened log file") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
