@@ -276,6 +276,7 @@ func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
 		}
 		g.fds = append(g.fds, fd)
 		r := newRxWorker(g, fd, w)
+		g.workers = append(g.workers, r)
 		g.wg.Add(1)
 		go r.run()
 	}

@@ -37,6 +37,7 @@ type rxGroup struct {
 	refs     int
 	st       rxStats
 	expire   time.Duration
+	workers  []*rxWorker
 }
 
 // rxWorker is the per-socket receive state; everything the hot path touches is here.
@@ -49,10 +50,12 @@ type rxWorker struct {
 	cmsg []byte
 	iov  unix.Iovec
 	msg  unix.Msghdr
+	// drops is the socket's receive-queue drop count (SO_RXQ_OVFL), updated on each read.
+	drops atomic.Uint64
 }
 
 func newRxWorker(g *rxGroup, fd int, w *fallback.Worker) *rxWorker {
-	r := &rxWorker{g: g, fd: fd, w: w, buf: make([]byte, rxBufLen), cmsg: make([]byte, unix.CmsgSpace(4))}
+	r := &rxWorker{g: g, fd: fd, w: w, buf: make([]byte, rxBufLen), cmsg: make([]byte, 2*unix.CmsgSpace(4))}
 	r.iov = unix.Iovec{Base: &r.buf[0], Len: uint64(len(r.buf))}
 	r.msg.Name = (*byte)(unsafe.Pointer(&r.name))
 	r.msg.Iov = &r.iov
@@ -95,15 +98,29 @@ func (r *rxWorker) recv() (n, gso int, e unix.Errno) {
 		return 0, 0, e
 	}
 	n, gso = int(m), int(m)
-	if r.msg.Controllen >= uint64(unix.CmsgLen(4)) {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&r.cmsg[0]))
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
-			if g := int(binary.NativeEndian.Uint32(r.cmsg[unix.CmsgLen(0):])); g > 0 {
-				gso = g
-			}
+	// Control messages: UDP_GRO (segment size) and SO_RXQ_OVFL (the socket's drop count).
+	c := r.cmsg[:min(int(r.msg.Controllen), len(r.cmsg))]
+	for len(c) >= unix.CmsgLen(4) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+		if int(h.Len) < unix.CmsgLen(0) || int(h.Len) > len(c) {
+			break
 		}
+		v := binary.NativeEndian.Uint32(c[unix.CmsgLen(0):])
+		switch {
+		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && v > 0:
+			gso = int(v)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL:
+			r.drops.Store(uint64(v))
+		}
+		c = c[min(cmsgAlign(int(h.Len)), len(c)):]
 	}
 	return n, gso, 0
+}
+
+// cmsgAlign rounds a control message length up to the kernel's alignment.
+func cmsgAlign(n int) int {
+	const a = int(unsafe.Sizeof(uintptr(0)))
+	return (n + a - 1) &^ (a - 1)
 }
 
 // split cuts a GRO batch into SCLP segments and hands each to the worker.
@@ -139,3 +156,12 @@ func (r *rxWorker) split(now time.Time, b []byte, gso int) {
 }
 
 func ntohs(v uint16) uint16 { return htons(v) }
+
+// socketDrops sums the workers' socket drop counters.
+func (g *rxGroup) socketDrops() uint64 {
+	var n uint64
+	for _, w := range g.workers {
+		n += w.drops.Load()
+	}
+	return n
+}

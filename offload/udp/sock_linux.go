@@ -55,6 +55,7 @@ func rxSocket(local netip.AddrPort, buf int) (int, error) {
 		sockopt{unix.SOL_SOCKET, unix.SO_REUSEPORT, 1},
 		sockopt{unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, buf},
 		sockopt{unix.SOL_UDP, unix.UDP_GRO, 1},
+		sockopt{unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1}, // drop count in a cmsg
 	)
 }
 

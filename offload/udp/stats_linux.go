@@ -32,6 +32,9 @@ type Stats struct {
 	// RxBytes their bytes, RxShort segments shorter than an SCLP header, RxUnknownPeer
 	// batches from an address that no port has as peer (dropped before reassembly).
 	RxDatagrams, RxSegments, RxBytes, RxShort, RxUnknownPeer uint64
+	// RxSocketDrops counts datagrams (GRO batches: each may hold many segments) the kernel
+	// dropped because a receive socket was full (SO_RXQ_OVFL).
+	RxSocketDrops uint64
 	// Reassembly sums the receive workers' fallback statistics (reassembly, drops by reason,
 	// buffered bytes/entries, unknown ports, lost partial messages on stop).
 	Reassembly fallback.Stats
@@ -72,6 +75,7 @@ func (s *Stats) addRx(g *rxGroup) {
 	s.RxBytes += g.st.bytes.Load()
 	s.RxShort += g.st.short.Load()
 	s.RxUnknownPeer += g.st.unknownPeer.Load()
+	s.RxSocketDrops += g.socketDrops()
 	s.Reassembly.Add(g.pipe.Stats())
 }
 
