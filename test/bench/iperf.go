@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// IperfResult is what the harness takes from iperf3's JSON output (-J).
+type IperfResult struct {
+	// Gbps is the receiver's goodput: sum_received for TCP; for UDP the sender's rate minus
+	// the lost share (iperf3 3.12 reports UDP in "sum").
+	Gbps float64
+	// LossPct is the UDP loss the server reported (0 for TCP).
+	LossPct float64
+	// LocalCPU and RemoteCPU are the client's and the server's total CPU in percent of one
+	// core (iperf3's getrusage).
+	LocalCPU, RemoteCPU float64
+}
+
+// ErrIperf is returned (wrapped) when iperf3's JSON reports an error or no result.
+var ErrIperf = errors.New("iperf3 failed")
+
+type iperfJSON struct {
+	Error string `json:"error"`
+	End   struct {
+		SumReceived *struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+		Sum *struct {
+			BitsPerSecond float64 `json:"bits_per_second"`
+			LostPercent   float64 `json:"lost_percent"`
+			Packets       int64   `json:"packets"`
+			LostPackets   int64   `json:"lost_packets"`
+		} `json:"sum"`
+		CPU struct {
+			HostTotal   float64 `json:"host_total"`
+			RemoteTotal float64 `json:"remote_total"`
+		} `json:"cpu_utilization_percent"`
+	} `json:"end"`
+}
+
+// ParseIperf decodes iperf3 -J output. Text before the first '{' (warnings on stderr when
+// combined) is skipped.
+func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
+	if i := bytes.IndexByte(out, '{'); i > 0 {
+		out = out[i:]
+	}
+	var j iperfJSON
+	if err := json.Unmarshal(out, &j); err != nil {
+		return IperfResult{}, fmt.Errorf("parse iperf3 json: %w: %.200q", err, out)
+	}
+	if j.Error != "" {
+		return IperfResult{}, fmt.Errorf("%w: %s", ErrIperf, j.Error)
+	}
+	r := IperfResult{LocalCPU: j.End.CPU.HostTotal, RemoteCPU: j.End.CPU.RemoteTotal}
+	switch {
+	case proto == TCP && j.End.SumReceived != nil:
+		r.Gbps = j.End.SumReceived.BitsPerSecond / 1e9
+	case proto == UDP && j.End.Sum != nil:
+		r.LossPct = j.End.Sum.LostPercent
+		if j.End.SumReceived != nil && j.End.SumReceived.BitsPerSecond > 0 {
+			r.Gbps = j.End.SumReceived.BitsPerSecond / 1e9
+		} else {
+			r.Gbps = j.End.Sum.BitsPerSecond / 1e9 * (1 - r.LossPct/100)
+		}
+	default:
+		return r, fmt.Errorf("%w: no end summary in the output", ErrIperf)
+	}
+	return r, nil
+}
+
+// IperfArgs returns the iperf3 client command for point p toward server for secs seconds.
+// UDP runs unthrottled (-b 0: the highest rate) with 4 MB socket buffers; TCP writes p.WriteBytes
+// per call.
+func IperfArgs(server string, p Point, secs float64) []string {
+	args := []string{"iperf3", "-c", server, "-J", "-t", strconv.FormatFloat(secs, 'f', -1, 64),
+		"-l", strconv.Itoa(p.WriteBytes), "-P", strconv.Itoa(p.Flows), "--connect-timeout", "3000"}
+	if p.Proto == UDP {
+		args = append(args, "-u", "-b", "0", "-w", "4M")
+	}
+	return args
+}
