@@ -15,8 +15,6 @@ type TB interface {
 	Logf(format string, args ...any)
 }
 
-// tempDirer is implemented by testing.TB and *Runner.
-type tempDirer interface{ TempDir() string }
 
 // RequireRoot skips the test when the process is not root or when -short is set. Every
 // privileged test calls it first.
