@@ -15,7 +15,6 @@ type TB interface {
 	Logf(format string, args ...any)
 }
 
-
 // RequireRoot skips the test when the process is not root or when -short is set. Every
 // privileged test calls it first.
 func RequireRoot(tb testing.TB) {
