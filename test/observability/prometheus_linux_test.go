@@ -1,0 +1,298 @@
+//go:build linux
+
+package observability
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+	"github.com/sclp-ovs/sclp-ovs/test/testbed"
+)
+
+// rateWindow replaces Grafana's $__rate_interval: ten 1 s scrapes.
+const rateWindow = "10s"
+
+// obs is the monitoring side of a test: prometheus and the agents' endpoints in one namespace.
+type obs struct {
+	t      *testing.T
+	prom   *Prometheus
+	agents []*hostAgent
+	hosts  []string // instance label value per host
+}
+
+// query evaluates expr at time at and fails the test on an API error.
+func (o *obs) query(expr string, at time.Time) []Sample {
+	o.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := o.prom.Query(ctx, expr, at)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return s
+}
+
+// value evaluates expr at time at and requires exactly one sample.
+func (o *obs) value(expr string, at time.Time) float64 {
+	o.t.Helper()
+	s := o.query(expr, at)
+	if len(s) != 1 {
+		o.t.Fatalf("%s: %d samples %v, want 1", expr, len(s), s)
+	}
+	return s[0].Value
+}
+
+// settle waits until prometheus has scraped every target after now (so a query at the
+// returned time sees every counter as it is now, given no traffic meanwhile).
+func (o *obs) settle() time.Time {
+	o.t.Helper()
+	mark := time.Now()
+	deadline := mark.Add(20 * time.Second)
+	for {
+		time.Sleep(300 * time.Millisecond)
+		at := time.Now()
+		ok := 0
+		for _, s := range o.query(`timestamp(up) * 1000`, at) {
+			if s.Value > float64(mark.UnixMilli()) {
+				ok++
+			}
+		}
+		if ok == len(o.agents) {
+			return at
+		}
+		if at.After(deadline) {
+			o.t.Fatalf("prometheus did not scrape all %d targets within 20 s", len(o.agents))
+		}
+	}
+}
+
+// counter returns a counter's value on host h (sum over the selected series) at time at.
+func (o *obs) counter(h int, metric, sel string, at time.Time) float64 {
+	o.t.Helper()
+	if sel != "" {
+		sel = "," + sel
+	}
+	return o.value(fmt.Sprintf(`sum(%s{instance=%q%s})`, metric, o.hosts[h], sel), at)
+}
+
+// delta is a counter's increase on host h between two times.
+func (o *obs) delta(h int, metric, sel string, from, to time.Time) float64 {
+	o.t.Helper()
+	return o.counter(h, metric, sel, to) - o.counter(h, metric, sel, from)
+}
+
+// between fails unless lo <= v <= hi.
+func between(t *testing.T, what string, v, lo, hi float64) {
+	t.Helper()
+	if v < lo || v > hi || math.IsNaN(v) {
+		t.Errorf("%s = %v, want %v..%v", what, v, lo, hi)
+	} else {
+		t.Logf("%s = %v (want %v..%v)", what, v, lo, hi)
+	}
+}
+
+// TestPrometheusScrapesTunnel runs traffic through a real mode=udp tunnel between two
+// namespace hosts, has Debian's prometheus scrape both hosts' metrics endpoints every
+// second, checks the counters against the traffic sent, and evaluates every query of the
+// Grafana dashboard through the Prometheus HTTP API, requiring data.
+func TestPrometheusScrapesTunnel(t *testing.T) {
+	testbed.RequireRoot(t)
+	tn := newTunnel(t)
+	mon := testbed.NewNS(t, "mon")
+	o := &obs{t: t}
+	var targets []Target
+	for i := range tn.hosts {
+		addr := fmt.Sprintf("127.0.0.1:%d", 9310+i)
+		o.agents = append(o.agents, startAgent(t, tn, i, mon, addr))
+		o.hosts = append(o.hosts, addr)
+		targets = append(targets, Target{Addr: addr, Labels: map[string]string{"host": tn.hosts[i].Name}})
+	}
+	checkHealth(t, mon, o.hosts)
+	o.prom = StartPrometheus(t, mon, PrometheusOptions{Dir: t.TempDir(), Targets: targets})
+	t0 := o.settle()
+
+	// Phase 1: N pings of a known size. Each echo request is one inner frame of
+	// 14 + 20 + 8 + size bytes and one SCLP segment; ARP adds at most a few frames.
+	const n, size = 20, 1000
+	frame := float64(14 + 20 + 8 + size)
+	st, err := tn.vms[0].PingWith(tn.vms[1].IP, testbed.PingOptions{Count: n, Size: size, Interval: 20 * time.Millisecond})
+	if err != nil || st.Received != n {
+		t.Fatalf("ping through the tunnel: %v (%v)", st, err)
+	}
+	t1 := o.settle()
+	const slack = 4 // ARP request/reply, a neighbour probe
+	between(t, "sender tx_frames", o.delta(0, "sclp_ovs_tx_frames_total", `port="sclp0"`, t0, t1), n, n+slack)
+	between(t, "sender tx_messages", o.delta(0, "sclp_ovs_tx_messages_total", `port="sclp0"`, t0, t1), n, n+slack)
+	between(t, "sender tx_segments (one per small message)", o.delta(0, "sclp_ovs_tx_segments_total", `port="sclp0"`, t0, t1), n, n+slack)
+	between(t, "sender tx_bytes", o.delta(0, "sclp_ovs_tx_bytes_total", `port="sclp0"`, t0, t1), n*frame, n*frame+slack*64)
+	between(t, "receiver rx_segments", o.delta(1, "sclp_ovs_rx_segments_total", "", t0, t1), n, n+slack)
+	between(t, "receiver rx_frames (userspace)", o.delta(1, "sclp_ovs_rx_frames_total", `port="sclp1",path="userspace"`, t0, t1), n, n+slack)
+	between(t, "receiver rx_frame_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", `port="sclp1"`, t0, t1), n*frame, n*frame+slack*64)
+	between(t, "receiver reassembly_completed", o.delta(1, "sclp_ovs_reassembly_completed_total", "", t0, t1), n, n+slack)
+	between(t, "receiver merged messages (none: one segment each)", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t0, t1), 0, 0)
+	between(t, "replies tx_frames on host 1", o.delta(1, "sclp_ovs_tx_frames_total", `port="sclp1"`, t0, t1), n, n+slack)
+	between(t, "replies rx_frames on host 0", o.delta(0, "sclp_ovs_rx_frames_total", `port="sclp0"`, t0, t1), n, n+slack)
+	between(t, "drops on both hosts", o.delta(0, "sclp_ovs_drops_total", "", t0, t1)+o.delta(1, "sclp_ovs_drops_total", "", t0, t1), 0, 0)
+
+	// Phase 2: a TCP stream for 3 s. The VM hands 64 KB GSO frames to the tunnel port, so
+	// messages are segmented on the wire and merged again before delivery.
+	got := tn.tcpFor(t, 3*time.Second)
+	tEnd := time.Now()
+	t2 := o.settle()
+	b := float64(got)
+	t.Logf("tcp: %d bytes in 3 s (%.2f Gbit/s)", got, b*8/3e9)
+	between(t, "sender tx_bytes >= TCP payload", o.delta(0, "sclp_ovs_tx_bytes_total", `port="sclp0"`, t1, t2), b, 1.2*b+1e6)
+	between(t, "receiver rx_frame_bytes >= TCP payload", o.delta(1, "sclp_ovs_rx_frame_bytes_total", `port="sclp1"`, t1, t2), b, 1.2*b+1e6)
+	// No drops: every inner byte sent by host 0 was delivered into host 1's tunnel port.
+	if drops := o.delta(0, "sclp_ovs_drops_total", "", t1, t2) + o.delta(1, "sclp_ovs_drops_total", "", t1, t2); drops == 0 {
+		sent := o.delta(0, "sclp_ovs_tx_bytes_total", "", t1, t2)
+		between(t, "receiver rx_frame_bytes == sender tx_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", "", t1, t2), sent, sent)
+	} else {
+		t.Logf("%v drops during the stream: delivered bytes not compared with sent bytes", drops)
+	}
+	segs, msgs := o.delta(0, "sclp_ovs_tx_segments_total", "", t1, t2), o.delta(0, "sclp_ovs_tx_messages_total", "", t1, t2)
+	maxSegs := float64(sclp.SegmentCount(sclp.MaxMessageLen, tn.hosts[0].MTU-sclp.UDPOverhead))
+	between(t, "segments per message sent", segs/msgs, 1.5, maxSegs)
+	between(t, "wire segments >= payload / 1460", segs, b/1460, math.Inf(1))
+	between(t, "merged messages on the receiver", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t1, t2), 1, math.Inf(1))
+
+	// Prometheus holds exactly what the datapath counts once traffic has stopped.
+	o.checkTruth(tn)
+
+	// Every query of the dashboard has data, evaluated just after the stream ended.
+	o.checkDashboard(tEnd.Add(time.Second), tn)
+}
+
+// checkHealth requires /healthz and /readyz to answer 200 on every endpoint (bounded wait:
+// the control loop marks the port ready after its first pass).
+func checkHealth(t *testing.T, mon *testbed.NS, addrs []string) {
+	t.Helper()
+	for _, addr := range addrs {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				code, body, err := Get(ctx, mon, addr, path)
+				cancel()
+				if err == nil && code == 200 && strings.TrimSpace(body) == "ok" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s%s: %d %q %v", addr, path, code, body, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// checkTruth compares prometheus' latest values with the datapaths' own counters, retrying
+// (bounded) if background frames (ARP) moved a counter between the two reads.
+func (o *obs) checkTruth(tn *tunnel) {
+	t := o.t
+	t.Helper()
+	var last string
+	for try := 0; try < 5; try++ {
+		before := [2]string{fmt.Sprint(tn.dps[0].Stats().Ports["sclp0"]), fmt.Sprint(tn.dps[1].Stats().RxSegments)}
+		at := o.settle()
+		s0, s1 := tn.dps[0].Stats(), tn.dps[1].Stats()
+		if before != [2]string{fmt.Sprint(s0.Ports["sclp0"]), fmt.Sprint(s1.RxSegments)} {
+			continue // traffic between the reads
+		}
+		p0, r1 := s0.Ports["sclp0"], s1
+		want := map[string]float64{
+			"0 sclp_ovs_tx_frames_total":            float64(p0.TxFrames),
+			"0 sclp_ovs_tx_segments_total":          float64(p0.TxSegments),
+			"0 sclp_ovs_tx_bytes_total":             float64(p0.TxBytes),
+			"1 sclp_ovs_rx_segments_total":          float64(r1.RxSegments),
+			"1 sclp_ovs_rx_bytes_total":             float64(r1.RxBytes),
+			"1 sclp_ovs_reassembly_completed_total": float64(r1.Reassembly.Reassembly.Completed),
+			"1 sclp_ovs_rx_frames_total":            float64(r1.Ports["sclp1"].RxInjectedFrames),
+		}
+		last = ""
+		for k, v := range want {
+			h, metric := int(k[0]-'0'), k[2:]
+			if got := o.counter(h, metric, "", at); got != v {
+				last += fmt.Sprintf("\n%s on host %d: prometheus %v, datapath %v", metric, h, got, v)
+			}
+		}
+		if last == "" {
+			t.Logf("prometheus matches the datapath counters exactly (%d counters)", len(want))
+			return
+		}
+	}
+	t.Errorf("prometheus differs from the datapath:%s", last)
+}
+
+// checkDashboard evaluates every dashboard query at time at and requires at least one
+// finite sample; a few queries also get value checks.
+func (o *obs) checkDashboard(at time.Time, tn *tunnel) {
+	t := o.t
+	t.Helper()
+	for time.Now().Before(at.Add(2 * time.Second)) { // let the scrapes after at land
+		time.Sleep(200 * time.Millisecond)
+	}
+	d, err := LoadDashboard(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := d.Queries()
+	for _, q := range qs {
+		expr := Expand(q.Expr, rateWindow, map[string]string{"instance": ".*"})
+		res := o.query(expr, at)
+		if len(res) == 0 {
+			t.Errorf("%s/%s: no data for %s", q.Panel, q.RefID, expr)
+			continue
+		}
+		for _, s := range res {
+			if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || s.Value < 0 {
+				t.Errorf("%s/%s: %s gave %v", q.Panel, q.RefID, expr, s)
+			}
+		}
+		checkPanelValues(t, q, res, tn)
+	}
+	t.Logf("all %d dashboard queries returned data", len(qs))
+}
+
+// checkPanelValues checks the values of panels whose meaning the test knows.
+func checkPanelValues(t *testing.T, q Query, res []Sample, tn *tunnel) {
+	t.Helper()
+	byLabel := func(label, value string) (float64, bool) {
+		for _, s := range res {
+			if s.Labels[label] == value {
+				return s.Value, true
+			}
+		}
+		return 0, false
+	}
+	want := func(ok bool, format string, args ...any) {
+		if !ok {
+			t.Errorf("%s/%s: "+format+" (got %v)", append([]any{q.Panel, q.RefID}, append(args, res)...)...)
+		}
+	}
+	switch q.Panel + "/" + q.RefID {
+	case "Scrape up/A", "Datapath stats readable/A", "Ports ready / desired/A":
+		for _, s := range res {
+			want(s.Value == 1, "want 1 for every agent")
+		}
+	case "Throughput per peer/A":
+		v, ok := byLabel("peer", tn.hosts[1].IP.String())
+		want(ok && v > 1e6, "tx toward %s above 1 Mbit/s", tn.hosts[1].IP)
+	case "Throughput per peer/B":
+		v, ok := byLabel("peer", tn.hosts[0].IP.String())
+		want(ok && v > 1e6, "rx from %s above 1 Mbit/s", tn.hosts[0].IP)
+	case "Merge ratio/A":
+		v, ok := byLabel("mode", "udp")
+		want(ok && v > 1.5, "more than 1.5 wire segments per delivered frame")
+	case "Userspace share/A":
+		v, ok := byLabel("mode", "udp")
+		want(ok && v == 1, "mode=udp delivers every frame from userspace")
+	case "Reconcile latency/B":
+		want(len(res) == 2 && res[0].Value > 0, "a p99 per agent")
+	}
+}
