@@ -22,8 +22,11 @@ func agentCommand(d Deps) *ucli.Command {
 datapath (mode=udp or mode=ip), OpenFlow flows (cookie 0x5c1b0ff1/32, split horizon) and the
 status in Interface external_ids (sclp-ovs:status). It writes a heartbeat into Open_vSwitch
 external_ids (sclp-ovs:agent-heartbeat) every 2 s and serves its status on
-RUNDIR/sclp-ovs-agent.sock. SIGTERM or SIGINT stops it cleanly and leaves the ports running
-for the next agent to adopt (no traffic is dropped across a restart).`,
+RUNDIR/sclp-ovs-agent.sock. SIGTERM or SIGINT stops it cleanly and leaves veths, flows and
+pinned state for the next agent to adopt. An agent started while another one runs carries
+every port alongside it and then retires it (POST /v1/handover on the status socket): that
+is the zero-loss restart and upgrade procedure (with mode=udp the datapath lives in the
+agent process, so stop-then-start leaves a gap of about the start-up time).`,
 		Flags: []ucli.Flag{
 			&ucli.DurationFlag{Name: "resync", Value: time.Second, Usage: "re-check the host this often (restores flows after an ovs-vswitchd restart)"},
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
@@ -68,23 +71,71 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		return fmt.Errorf("start datapaths: %w", err)
 	}
 	defer closeDeps()
+
 	r, err := controller.New(controller.Options{Store: db, Flows: ad.Flows, Links: d.Links, Router: d.Router,
 		Datapaths: ad.Datapaths, Log: log, Resync: resync})
 	if err != nil {
 		return err
 	}
 	started := d.Now()
-	stopStatus, err := serveStatus(ctx, agentSocket(cfg.DB), func() AgentStatus {
+	sock := agentSocket(cfg.DB)
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	takeover := agentAnswers(sock)
+	go func() { done <- r.Run(ctx) }()
+	if takeover {
+		// Another agent runs: carry every port alongside it (the datapaths share the veths'
+		// fanout groups and the UDP reuseport groups), then retire it. Traffic never stops.
+		log.Info("another agent runs; taking over once every port is ready", "status_socket", sock)
+		if err := waitUntil(ctx, 30*time.Second, r.Ready); err != nil {
+			if ctx.Err() != nil {
+				<-done
+				return nil
+			}
+			log.Warn("not every port is ready after 30 s; taking over anyway (see sclp-ovs show)")
+		}
+		hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := requestHandover(hctx, sock)
+		cancel()
+		if err != nil {
+			stop()
+			<-done
+			return fmt.Errorf("take over from the running agent: %w", err)
+		}
+		log.Info("took over from the previous agent")
+	}
+	stopStatus, err := serveStatus(sock, func() AgentStatus {
 		return AgentStatus{PID: os.Getpid(), Version: Version, Started: started, Passes: r.Passes(), Ports: r.Ports()}
+	}, func() {
+		log.Info("a successor agent took over; stopping without touching the ports")
+		r.KeepHeartbeat()
+		stop()
 	})
 	if err != nil {
+		stop()
+		<-done
 		return err
 	}
 	defer stopStatus()
-	log.Info("agent running", "db", cfg.DB, "modes", cfg.Modes, "status_socket", agentSocket(cfg.DB))
-	err = r.Run(ctx)
+	log.Info("agent running", "db", cfg.DB, "modes", cfg.Modes, "status_socket", sock)
+	err = <-done
 	log.Info("agent stopped; ports stay up for the next agent")
 	return err
+}
+
+// waitUntil polls cond every 20 ms until it holds, ctx ends or timeout passes.
+func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // dialRetry connects to OVSDB, retrying with backoff until ctx ends: an agent may start

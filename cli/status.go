@@ -22,11 +22,12 @@ type AgentStatus struct {
 	Ports   []controller.PortState `json:"ports"`
 }
 
-// serveStatus serves the agent's status on a unix socket until ctx ends.
-func serveStatus(ctx context.Context, path string, status func() AgentStatus) (func(), error) {
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another agent answers on %s (stop it first)", path)
+// serveStatus serves the agent's status on a unix socket: GET /v1/status, and POST
+// /v1/handover, which a successor agent sends once it carries every port (handover is then
+// called).
+func serveStatus(path string, status func() AgentStatus, handover func()) (func(), error) {
+	if agentAnswers(path) {
+		return nil, fmt.Errorf("another agent answers on %s", path)
 	}
 	os.Remove(path) // a stale socket of a dead agent
 	ln, err := net.Listen("unix", path)
@@ -38,6 +39,10 @@ func serveStatus(ctx context.Context, path string, status func() AgentStatus) (f
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(status())
 	})
+	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		handover()
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return func() {
@@ -48,14 +53,53 @@ func serveStatus(ctx context.Context, path string, status func() AgentStatus) (f
 	}, nil
 }
 
-// fetchStatus asks the agent behind path for its status.
-func fetchStatus(ctx context.Context, path string) (AgentStatus, error) {
-	var st AgentStatus
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+// agentAnswers reports whether an agent listens on path.
+func agentAnswers(path string) bool {
+	c, err := net.DialTimeout("unix", path, 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// requestHandover asks the agent behind path to stop (leaving its ports and heartbeat) and
+// waits until its socket is gone.
+func requestHandover(ctx context.Context, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://agent/v1/handover", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := unixClient(path).Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return errors.New(resp.Status)
+	}
+	for agentAnswers(path) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the old agent still answers on %s: %w", path, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func unixClient(path string) *http.Client {
+	return &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", path)
 		},
 	}}
+}
+
+// fetchStatus asks the agent behind path for its status.
+func fetchStatus(ctx context.Context, path string) (AgentStatus, error) {
+	var st AgentStatus
+	client := unixClient(path)
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://agent/v1/status", nil)
 	if err != nil {
 		return st, err

@@ -69,6 +69,8 @@ type Reconciler struct {
 	flows   map[string]uint64 // bridge -> cookie installed
 	absent  map[string]int    // owned port name -> consecutive passes it was missing from OVSDB
 	passes  int
+	ready   bool // the last pass succeeded and every port is ready
+	keepHB  bool // leave the heartbeat on stop (a successor took over)
 }
 
 // New checks opts and returns a Reconciler.
@@ -111,11 +113,16 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			if err := r.o.Store.SetHeartbeat(cctx, ""); err != nil {
-				r.o.Log.Warn("clear heartbeat", "err", err)
+			r.mu.Lock()
+			keep := r.keepHB
+			r.mu.Unlock()
+			if !keep {
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				if err := r.o.Store.SetHeartbeat(cctx, ""); err != nil {
+					r.o.Log.Warn("clear heartbeat", "err", err)
+				}
+				cancel()
 			}
-			cancel()
 			return nil
 		case <-hb.C:
 			r.heartbeat(ctx)
@@ -168,6 +175,21 @@ func (r *Reconciler) Ports() []PortState {
 	return out
 }
 
+// KeepHeartbeat makes Run leave the heartbeat in place when it stops: a successor agent has
+// taken over and keeps writing it.
+func (r *Reconciler) KeepHeartbeat() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keepHB = true
+}
+
+// Ready reports whether the last pass succeeded with every tunnel port ready.
+func (r *Reconciler) Ready() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
+}
+
 // Passes returns how many reconcile passes ran (for tests and the status socket).
 func (r *Reconciler) Passes() int {
 	r.mu.Lock()
@@ -184,6 +206,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	r.passes++
 	bridges, err := r.o.Store.Bridges(ctx)
 	if err != nil {
+		r.ready = false
 		return fmt.Errorf("read ovsdb: %w", err) // never remove anything blind
 	}
 	var errs []error
@@ -237,6 +260,10 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.states = states
 	errs = append(errs, r.removeStale(ctx, present)...)
+	r.ready = len(errs) == 0
+	for _, st := range states {
+		r.ready = r.ready && st.Status == StatusReady
+	}
 	return errors.Join(errs...)
 }
 

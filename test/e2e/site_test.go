@@ -27,6 +27,10 @@ type site struct {
 	modes string
 }
 
+// vmMTU is the VMs' MTU: the default tunnel MTU on a 1500-byte underlay in mode=udp (1500 -
+// 62), as an operator would hand it out by DHCP.
+const vmMTU = 1438
+
 // newSites builds n hosts, each with OVS, br-int and vmsPer VMs on 192.168.100.0/24 (host i,
 // VM j gets 192.168.100.(10*(i+1)+j)).
 func newSites(t *testing.T, n, vmsPer int) []*site {
@@ -39,7 +43,7 @@ func newSites(t *testing.T, n, vmsPer int) []*site {
 		s.ovs.AddBridge(t, "br-int")
 		for j := 0; j < vmsPer; j++ {
 			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 100, byte(10*(i+1) + j)}), 24)
-			vm := testbed.NewVM(t, h.NS, testbed.VMOptions{Addr: addr})
+			vm := testbed.NewVM(t, h.NS, testbed.VMOptions{Addr: addr, MTU: vmMTU})
 			s.ovs.AddPort(t, "br-int", vm.HostDev)
 			s.vms = append(s.vms, vm)
 		}
