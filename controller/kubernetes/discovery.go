@@ -235,12 +235,13 @@ func (d *Discovery) apply(ctx context.Context, mesh Mesh, have []Peer) []error {
 			if p.Options.ManagedBy != ManagedBy {
 				continue // an operator's own port to this peer: leave it alone
 			}
-			if p.Options == want {
-				continue
-			}
 		}
-		if err := d.store.EnsurePeer(ctx, d.cfg.Bridge, addr, want); err != nil {
+		changed, err := d.store.EnsurePeer(ctx, d.cfg.Bridge, addr, want)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("ensure port to %v (node %s): %w", addr, node, err))
+			continue
+		}
+		if !changed {
 			continue
 		}
 		d.log.Info("tunnel port ensured", "peer", addr, "peer_node", node, "local", want.Local, "vni", want.VNI, "mode", want.Mode)

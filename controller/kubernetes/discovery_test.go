@@ -101,7 +101,7 @@ func TestDiscoveryLeavesManualPorts(t *testing.T) {
 	manual := netip.MustParseAddr("10.9.0.2") // also a node: must not be taken over
 	other := netip.MustParseAddr("192.0.2.7") // no node: must not be deleted
 	for _, a := range []netip.Addr{manual, other} {
-		if err := store.EnsurePeer(context.Background(), "br-int", a, PeerOptions{VNI: 7}); err != nil {
+		if _, err := store.EnsurePeer(context.Background(), "br-int", a, PeerOptions{VNI: 7}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +114,7 @@ func TestDiscoveryKeepsPortsWhileSelfMissing(t *testing.T) {
 	ctx := context.Background()
 	store := newFakeStore()
 	stale := PeerOptions{VNI: 42, Mode: "udp", Local: netip.MustParseAddr("10.9.0.1"), ManagedBy: ManagedBy, Node: "b"}
-	if err := store.EnsurePeer(ctx, "br-int", netip.MustParseAddr("10.9.0.2"), stale); err != nil {
+	if _, err := store.EnsurePeer(ctx, "br-int", netip.MustParseAddr("10.9.0.2"), stale); err != nil {
 		t.Fatal(err)
 	}
 	client := fake.NewClientset(node("b", "10.9.0.2", true)) // this node is not registered yet

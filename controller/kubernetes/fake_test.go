@@ -30,18 +30,22 @@ func (s *fakeStore) fail() error {
 	return nil
 }
 
-func (s *fakeStore) EnsurePeer(_ context.Context, bridge string, peer netip.Addr, o PeerOptions) error {
+// EnsurePeer counts a write only when it changes the port.
+func (s *fakeStore) EnsurePeer(_ context.Context, bridge string, peer netip.Addr, o PeerOptions) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.fail(); err != nil {
-		return err
+		return false, err
 	}
 	if s.ports[bridge] == nil {
 		s.ports[bridge] = map[netip.Addr]Peer{}
 	}
+	if p, ok := s.ports[bridge][peer]; ok && p.Options == o {
+		return false, nil
+	}
 	s.ensures++
 	s.ports[bridge][peer] = Peer{Addr: peer, Port: fmt.Sprintf("sclp%x", peer.As4()), Options: o}
-	return nil
+	return true, nil
 }
 
 func (s *fakeStore) DeletePeer(_ context.Context, bridge string, peer netip.Addr) error {

@@ -45,8 +45,10 @@ type Peer struct {
 // PortStore reads and writes the tunnel ports of a bridge in OVSDB: the same model and
 // functions `sclp-ovs add-port` and `del-port` use. Implementations are idempotent.
 type PortStore interface {
-	// EnsurePeer creates the port towards peer on bridge, or updates its options in place.
-	EnsurePeer(ctx context.Context, bridge string, peer netip.Addr, opts PeerOptions) error
+	// EnsurePeer creates the port towards peer on bridge, or replaces it when its options
+	// differ. It reports whether it changed anything; a port that is already right costs
+	// no write, so discovery calls it for every peer on every pass.
+	EnsurePeer(ctx context.Context, bridge string, peer netip.Addr, opts PeerOptions) (changed bool, err error)
 	// DeletePeer removes the port towards peer from bridge; an absent port is no error.
 	DeletePeer(ctx context.Context, bridge string, peer netip.Addr) error
 	// ListPeers returns every tunnel port on bridge, whoever created it.
