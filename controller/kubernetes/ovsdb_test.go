@@ -57,7 +57,7 @@ func (fakeRouter) DeviceMTU(_ context.Context, dev string) (int, error) {
 func TestOVSDBStore(t *testing.T) {
 	ctx := context.Background()
 	db := &fakeOVSDB{bridges: map[string]map[string]map[string]string{"br-int": {
-		"vm1": {},
+		"vm1":          {},
 		"sclp0a090003": {controller.KeyOwner: controller.OwnerValue, controller.KeyPeer: "10.9.0.3", controller.KeyVNI: "1"},
 	}}}
 	s := &OVSDBStore{DB: db, Router: fakeRouter{}}
