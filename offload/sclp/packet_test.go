@@ -1,0 +1,187 @@
+package sclp
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"testing"
+)
+
+var (
+	outerA = netip.MustParseAddr("10.1.0.1")
+	outerB = netip.MustParseAddr("10.1.0.2")
+)
+
+func TestVXLANRoundTrip(t *testing.T) {
+	b := make([]byte, VXLANHeaderLen+3)
+	PutVXLAN(b, 0x123456)
+	if !bytes.Equal(b[:8], []byte{0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0}) {
+		t.Fatalf("bytes %x", b[:8])
+	}
+	vni, inner, err := ParseVXLAN(b)
+	if err != nil || vni != 0x123456 || len(inner) != 3 {
+		t.Fatalf("parse: %d %d %v", vni, len(inner), err)
+	}
+	if _, _, err := ParseVXLAN(b[:7]); !errors.Is(err, ErrShort) {
+		t.Fatalf("short: %v", err)
+	}
+	for _, i := range []int{0, 3, 7} {
+		c := append([]byte(nil), b...)
+		c[i] ^= 1
+		if _, _, err := ParseVXLAN(c); !errors.Is(err, ErrBadVXLAN) {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+}
+
+func TestPacketRoundTrip(t *testing.T) {
+	chunk := []byte("the quick brown fox jumps over the lazy dog!")
+	h := Header{SrcPort: 50123, DstPort: VXLANPort, ID: 0xABCDEF00, First: true, Remaining: 77}
+	for _, udp := range []uint16{0, 4795} {
+		o := PacketOptions{SrcMAC: [6]byte{2, 0, 0, 0, 0, 1}, DstMAC: [6]byte{2, 0, 0, 0, 0, 2}, Src: outerA, Dst: outerB, UDPDstPort: udp}
+		pkt, err := AppendPacket(nil, o, h, chunk)
+		if err != nil || len(pkt) != o.PacketLen(len(chunk)) {
+			t.Fatalf("udp %d: append: %v, len %d", udp, err, len(pkt))
+		}
+		if pkt[14+6]&0x40 == 0 || Checksum(pkt[14:34]) != 0 {
+			t.Fatalf("udp %d: DF or ip checksum wrong", udp)
+		}
+		// Ethernet padding after the IPv4 total length is ignored.
+		p, err := ParseFrame(append(pkt, 0, 0, 0), ParseOptions{UDPPort: 4795, Verify: true})
+		if err != nil {
+			t.Fatalf("udp %d: parse: %v", udp, err)
+		}
+		wantH := h
+		if udp == 0 {
+			wantH.Checksum = SegmentChecksum(h, chunk)
+			if pkt[14+9] != IPProtocol {
+				t.Fatalf("protocol %d", pkt[14+9])
+			}
+		} else if p.OuterSrcPort != h.SrcPort || p.OuterDstPort != udp {
+			t.Fatalf("udp ports %d %d", p.OuterSrcPort, p.OuterDstPort)
+		}
+		if p.Src != outerA || p.Dst != outerB || p.Header != wantH || !bytes.Equal(p.Payload, chunk) {
+			t.Fatalf("udp %d: parsed %+v", udp, p)
+		}
+		// Any flipped payload bit is caught by the checksum (SCLP or UDP).
+		bad := append([]byte(nil), pkt...)
+		bad[len(bad)-1] ^= 0x10
+		if _, err := ParseFrame(bad, ParseOptions{UDPPort: 4795, Verify: true}); !errors.Is(err, ErrChecksum) {
+			t.Fatalf("udp %d: corrupted: %v", udp, err)
+		}
+		if _, err := ParseFrame(pkt[:len(pkt)-1], ParseOptions{UDPPort: 4795}); !errors.Is(err, ErrShort) {
+			t.Fatalf("udp %d: truncated: %v", udp, err)
+		}
+		if udp != 0 {
+			if _, err := ParseFrame(pkt, ParseOptions{}); !errors.Is(err, ErrNotSCLP) {
+				t.Fatalf("udp without port: %v", err)
+			}
+		}
+	}
+}
+
+func TestParseIPv4Errors(t *testing.T) {
+	o := PacketOptions{NoEthernet: true, Src: outerA, Dst: outerB}
+	pkt, _ := AppendPacket(nil, o, Header{ID: 2, First: true}, []byte{1, 2, 3})
+	src, dst, h, payload, err := ParseIPv4(pkt, true)
+	if err != nil || src != outerA || dst != outerB || !h.First || len(payload) != 3 {
+		t.Fatalf("parse: %v", err)
+	}
+	cases := map[string]struct {
+		mut  func(b []byte) []byte
+		want error
+	}{
+		"short":     {func(b []byte) []byte { return b[:19] }, ErrShort},
+		"version":   {func(b []byte) []byte { b[0] = 0x65; return b }, ErrBadIPv4},
+		"ihl":       {func(b []byte) []byte { b[0] = 0x44; return b }, ErrBadIPv4},
+		"fragment":  {func(b []byte) []byte { b[6] = 0x20; return b }, ErrBadIPv4},
+		"protocol":  {func(b []byte) []byte { b[9] = 6; return b }, ErrNotSCLP},
+		"totallen":  {func(b []byte) []byte { b[3] += 10; return b }, ErrShort},
+		"sclpshort": {func(b []byte) []byte { b[2], b[3] = 0, 30; return b }, ErrShort},
+		"checksum":  {func(b []byte) []byte { b[len(b)-1]++; return b }, ErrChecksum},
+		"ipcsum":    {func(b []byte) []byte { b[8]--; return b }, ErrChecksum},
+	}
+	for name, c := range cases {
+		b := c.mut(append([]byte(nil), pkt...))
+		if name != "ipcsum" && len(b) >= IPv4HeaderLen && b[0] == 0x45 {
+			b[10], b[11] = 0, 0
+			cs := Checksum(b[:IPv4HeaderLen])
+			b[10], b[11] = byte(cs>>8), byte(cs)
+		}
+		if _, _, _, _, err := ParseIPv4(b, true); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if _, err := AppendPacket(nil, PacketOptions{Src: netip.IPv6Loopback(), Dst: outerB}, Header{}, nil); !errors.Is(err, ErrBadIPv4) {
+		t.Fatalf("ipv6 outer: %v", err)
+	}
+}
+
+func TestAppendPacketAllocs(t *testing.T) {
+	buf := make([]byte, 0, 2048)
+	chunk := make([]byte, 1468)
+	o := PacketOptions{Src: outerA, Dst: outerB}
+	if n := testing.AllocsPerRun(100, func() {
+		pkt, _ := AppendPacket(buf[:0], o, Header{ID: 2}, chunk)
+		_, _ = ParseFrame(pkt, ParseOptions{Verify: true})
+	}); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+// innerFrame builds an Ethernet/IPv4/TCP-or-UDP frame header with the given ports.
+func innerFrame(proto byte, sport, dport uint16, payload byte) []byte {
+	f := make([]byte, 14+20+20+8)
+	copy(f[0:12], []byte{2, 0, 0, 0, 0, 0xA, 2, 0, 0, 0, 0, 0xB})
+	f[12], f[13] = 0x08, 0x00
+	ip := f[14:]
+	ip[0], ip[9] = 0x45, proto
+	copy(ip[12:20], []byte{192, 168, 1, 1, 192, 168, 1, 2})
+	l4 := ip[20:]
+	l4[0], l4[1], l4[2], l4[3] = byte(sport>>8), byte(sport), byte(dport>>8), byte(dport)
+	f[len(f)-1] = payload
+	return f
+}
+
+func TestSourcePort(t *testing.T) {
+	seen := map[uint16]bool{}
+	for sport := uint16(1000); sport < 1200; sport++ {
+		a := SourcePort(innerFrame(6, sport, 80, 1))
+		b := SourcePort(innerFrame(6, sport, 80, 2)) // same flow, other payload
+		if a != b {
+			t.Fatalf("sport %d: %d vs %d for one flow", sport, a, b)
+		}
+		if a < SrcPortMin {
+			t.Fatalf("port %d below range", a)
+		}
+		seen[a] = true
+	}
+	if len(seen) < 150 {
+		t.Fatalf("200 flows hash to only %d ports", len(seen))
+	}
+	if SourcePort(innerFrame(6, 1, 2, 0)) == SourcePort(innerFrame(17, 1, 2, 0)) &&
+		SourcePort(innerFrame(6, 3, 2, 0)) == SourcePort(innerFrame(17, 3, 2, 0)) {
+		t.Fatal("protocol not hashed")
+	}
+	for _, n := range []int{0, 5, 14, 20, 40} {
+		if p := SourcePort(innerFrame(6, 1, 2, 0)[:n]); p < SrcPortMin {
+			t.Fatalf("truncated %d: %d", n, p)
+		}
+	}
+	f := innerFrame(6, 1, 2, 0)
+	if n := testing.AllocsPerRun(100, func() { _ = SourcePort(f) }); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+func TestIDGenerator(t *testing.T) {
+	g := NewIDGenerator(0xFFFFFFFD)
+	seen := map[uint32]bool{}
+	for i := 0; i < 1000; i++ {
+		id := g.Next()
+		if id&1 != 0 || seen[id] {
+			t.Fatalf("id %#x: bit 0 or repeat", id)
+		}
+		seen[id] = true
+	}
+}
