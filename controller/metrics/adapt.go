@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
@@ -90,4 +91,40 @@ func appendReassemblyDrops(out []Sample, s fallback.Stats) []Sample {
 		out = append(out, Sample{Counter: Drops, Direction: DirectionRx, Reason: r.String(), Value: s.Reassembly.Drops[r]})
 	}
 	return append(out, Sample{Counter: Drops, Direction: DirectionRx, Reason: "lost_on_stop", Value: s.LostOnStop})
+}
+
+// BPFStatser is what IPSource reads from the tc-eBPF datapath: *offload.Manager.
+type BPFStatser interface {
+	Stats() (bpf.Stats, error)
+}
+
+// FallbackStatser is implemented by a datapath that runs the userspace fallback pipeline
+// (mode=ip's exception path), e.g. by returning (*fallback.Pipeline).Stats().
+type FallbackStatser interface {
+	FallbackStats() fallback.Stats
+}
+
+// PipelineStatser is what IPSource reads from the fallback: *fallback.Pipeline.
+type PipelineStatser interface {
+	Stats() fallback.Stats
+}
+
+// IPSource is the DatapathSource of mode=ip: the BPF counters (FromBPF) and, if set, the
+// userspace fallback pipeline (FromFallback).
+type IPSource struct {
+	Datapath BPFStatser
+	Fallback PipelineStatser
+}
+
+// DatapathStats reads the BPF stats map and the fallback pipeline.
+func (s IPSource) DatapathStats() (DatapathStats, error) {
+	b, err := s.Datapath.Stats()
+	if err != nil {
+		return DatapathStats{}, fmt.Errorf("read mode=ip datapath stats: %w", err)
+	}
+	st := FromBPF(b)
+	if s.Fallback != nil {
+		st = Merge(st, FromFallback(s.Fallback.Stats()))
+	}
+	return st, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/udp"
 )
 
@@ -71,4 +72,21 @@ func (u UDPSource) DatapathStats() (DatapathStats, error) {
 		peers = u.Peers()
 	}
 	return FromUDP(u.Datapath.Stats(), peers), nil
+}
+
+// sourceOf returns the DatapathSource for dp, nil if it has no readable statistics.
+func sourceOf(dp offload.Datapath, peers func() map[string]netip.Addr) DatapathSource {
+	switch d := dp.(type) {
+	case DatapathSource:
+		return d
+	case UDPStatser:
+		return UDPSource{Datapath: d, Peers: peers}
+	case BPFStatser:
+		src := IPSource{Datapath: d}
+		if f, ok := dp.(FallbackStatser); ok {
+			src.Fallback = fallbackAdapter{f}
+		}
+		return src
+	}
+	return nil
 }
