@@ -49,7 +49,7 @@ type Config struct {
 var fullSizes = []int{64, 256, 1024, 4096, 16384, 65536}
 
 // UDP datagram sizes: 60000 is the largest that fits a 65000-byte inner MTU in one frame.
-var fullUDPSizes = []int{64, 1024, 8192, 60000}
+var fullUDPSizes = []int{1024, 8192, 60000}
 
 // FullConfig is the default run (about 20 minutes).
 func FullConfig() Config {
@@ -59,7 +59,7 @@ func FullConfig() Config {
 		c.Points = append(c.Points, Point{TCP, 1, s})
 	}
 	for _, f := range []int{2, 4} {
-		c.Points = append(c.Points, Point{TCP, f, 65536}, Point{TCP, f, 1024})
+		c.Points = append(c.Points, Point{TCP, f, 65536})
 	}
 	for _, s := range fullUDPSizes {
 		c.Points = append(c.Points, Point{UDP, 1, s})
@@ -104,11 +104,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.Runs = n
 	}
 	if v := getenv("BENCH_SECS"); v != "" {
-		n, err := strconv.ParseFloat(v, 64)
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return c, fmt.Errorf("BENCH_SECS: %q is not a number >= 1", v)
+			return c, fmt.Errorf("BENCH_SECS: %q is not a whole number of seconds >= 1 (iperf3 -t)", v)
 		}
-		c.Duration = time.Duration(n * float64(time.Second))
+		c.Duration = time.Duration(n) * time.Second
 	}
 	if v := getenv("BENCH_OUT"); v != "" {
 		c.OutDir = v

@@ -22,5 +22,6 @@
 // microbenchmarks, and writes bench-results/results.csv, micro.csv, summary.md and PNG plots.
 //
 // BENCH_QUICK=1 runs a few points once for 3 s; BENCH_MODELS=a,b restricts the models;
-// BENCH_OUT sets the output directory. See docs/benchmarks.md.
+// BENCH_OUT sets the output directory; BENCH_REPLOT=1 redraws the plots from BENCH_OUT/results.csv.
+// See docs/benchmarks.md.
 package main

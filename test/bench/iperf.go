@@ -72,11 +72,12 @@ func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
 	return r, nil
 }
 
-// IperfArgs returns the iperf3 client command for point p toward server for secs seconds.
+// IperfArgs returns the iperf3 client command for point p toward server for secs seconds
+// (iperf3 takes whole seconds; at least 1).
 // UDP runs unthrottled (-b 0: the highest rate) with 4 MB socket buffers; TCP writes p.WriteBytes
 // per call.
 func IperfArgs(server string, p Point, secs float64) []string {
-	args := []string{"iperf3", "-c", server, "-J", "-t", strconv.FormatFloat(secs, 'f', -1, 64),
+	args := []string{"iperf3", "-c", server, "-J", "-t", strconv.Itoa(max(int(secs+0.5), 1)),
 		"-l", strconv.Itoa(p.WriteBytes), "-P", strconv.Itoa(p.Flows), "--connect-timeout", "3000"}
 	if p.Proto == UDP {
 		args = append(args, "-u", "-b", "0", "-w", "4M")

@@ -21,6 +21,9 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
+	if os.Getenv("BENCH_REPLOT") != "" {
+		return replot(cfg.OutDir)
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench: needs root (network namespaces, BPF, OVS)")
 		return 2
@@ -80,6 +83,30 @@ func run() int {
 	if rep.Interrupted {
 		fmt.Fprintln(os.Stderr, "bench: interrupted; partial results written, testbed removed")
 		return 130
+	}
+	return 0
+}
+
+// replot redraws the PNGs from OutDir/results.csv (BENCH_REPLOT=1), without measuring.
+func replot(dir string) int {
+	f, err := os.Open(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer f.Close()
+	rows, err := ReadCSV(f)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	paths, err := WritePlots(dir, rows)
+	for _, p := range paths {
+		fmt.Fprintln(os.Stderr, "bench: wrote", p)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
 	}
 	return 0
 }

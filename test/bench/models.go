@@ -16,7 +16,7 @@ import (
 type Model struct {
 	// Name is the model's name in results.csv.
 	Name string
-	// Short prefixes its namespaces (at most 6 characters).
+	// Short prefixes its namespaces (at most 6 characters, all starting with "b").
 	Short string
 	// VMMTU is the MTU of both VMs' devices.
 	VMMTU int
@@ -66,26 +66,26 @@ func models() []Model {
 	udpNoGRO := testbed.HostsOptions{NoGRO: true}
 	ovsVM := testbed.VMOptions{TxChecksumOff: true}
 	return []Model{
-		{Name: "noencap", Short: "plain", VMMTU: wireMTU, build: buildRouted,
+		{Name: "noencap", Short: "bplain", VMMTU: wireMTU, build: buildRouted,
 			Note: "VMs routed by the hosts straight over the underlay (no tunnel)"},
-		{Name: "vxlan", Short: "vxlan", VMMTU: vxlanMTU, build: buildKernelVXLAN,
+		{Name: "vxlan", Short: "bvxlan", VMMTU: vxlanMTU, build: buildKernelVXLAN,
 			Note: "kernel VXLAN device bridged with the VM, GRO on the underlay"},
-		{Name: "sclp", Short: "sclpip", VMMTU: sclpIPMTU, build: buildSCLP(offload.ModeIP, sclpIPMTU, udp.Options{}),
+		{Name: "sclp", Short: "bsclpi", VMMTU: sclpIPMTU, build: buildSCLP(offload.ModeIP, sclpIPMTU, udp.Options{}),
 			Note: "VXLAN over SCLP, IP protocol 234 (mode=ip: tc-eBPF + userspace fallback)"},
-		{Name: "sclp-udp", Short: "sclpud", VMMTU: sclpUDPMTU, build: buildSCLP(offload.ModeUDP, sclpUDPMTU, udp.Options{}),
+		{Name: "sclp-udp", Short: "bsclpu", VMMTU: sclpUDPMTU, build: buildSCLP(offload.ModeUDP, sclpUDPMTU, udp.Options{}),
 			Note: "VXLAN over SCLP in UDP (mode=udp: UDP GSO/GRO)"},
-		{Name: "sclp-nomerge", Short: "nomrg", VMMTU: sclpUDPMTU, hosts: udpNoGRO,
+		{Name: "sclp-nomerge", Short: "bnomrg", VMMTU: sclpUDPMTU, hosts: udpNoGRO,
 			build: buildSCLP(offload.ModeUDP, sclpUDPMTU, udp.Options{SkipGRO: true}),
 			Note:  "mode=udp with the receive-side merge off (underlay GRO off: every segment crosses the stack alone)"},
-		{Name: "sclp-jumbo", Short: "jmbip", VMMTU: jumboMTU, build: buildSCLP(offload.ModeIP, jumboMTU, udp.Options{}),
+		{Name: "sclp-jumbo", Short: "bjmbip", VMMTU: jumboMTU, build: buildSCLP(offload.ModeIP, jumboMTU, udp.Options{}),
 			Note: "mode=ip with a 65000-byte inner MTU over the same 1500-byte wire"},
-		{Name: "sclp-udp-jumbo", Short: "jmbud", VMMTU: jumboMTU, build: buildSCLP(offload.ModeUDP, jumboMTU, udp.Options{}),
+		{Name: "sclp-udp-jumbo", Short: "bjmbud", VMMTU: jumboMTU, build: buildSCLP(offload.ModeUDP, jumboMTU, udp.Options{}),
 			Note: "mode=udp with a 65000-byte inner MTU over the same 1500-byte wire"},
-		{Name: "ovs-vxlan", Short: "ovsvx", VMMTU: vxlanMTU, vm: ovsVM, build: buildOVSTunnel("vxlan"),
+		{Name: "ovs-vxlan", Short: "bovsvx", VMMTU: vxlanMTU, vm: ovsVM, build: buildOVSTunnel("vxlan"),
 			Note: "Open vSwitch userspace VXLAN (netdev datapath; VM tx checksum offload off)"},
-		{Name: "ovs-geneve", Short: "ovsgn", VMMTU: geneveMTU, vm: ovsVM, build: buildOVSTunnel("geneve"),
+		{Name: "ovs-geneve", Short: "bovsgn", VMMTU: geneveMTU, vm: ovsVM, build: buildOVSTunnel("geneve"),
 			Note: "Open vSwitch userspace Geneve (netdev datapath; VM tx checksum offload off)"},
-		{Name: "ovs-gre", Short: "ovsgr", VMMTU: greMTU, vm: ovsVM, build: buildOVSTunnel("gre"),
+		{Name: "ovs-gre", Short: "bovsgr", VMMTU: greMTU, vm: ovsVM, build: buildOVSTunnel("gre"),
 			Note: "Open vSwitch userspace GRE (Ethernet over GRE with key; VM tx checksum offload off)"},
 	}
 }
@@ -187,7 +187,7 @@ func buildSCLP(mode offload.Mode, mtu int, uo udp.Options) func(testbed.TB, []*t
 			var dp offload.Datapath
 			err := h.Do(func() error {
 				var err error
-				if dp, err = newDatapath(mode, uo); err != nil {
+				if dp, err = newDatapath(mode, uo, h.Name); err != nil {
 					return err
 				}
 				return dp.EnsurePort(context.Background(), spec)
@@ -206,13 +206,14 @@ func buildSCLP(mode offload.Mode, mtu int, uo udp.Options) func(testbed.TB, []*t
 // errNotAvailable marks a model whose datapath this tree does not provide yet.
 var errNotAvailable = errors.New("datapath not available")
 
-// newDatapath creates a datapath of the given mode in the calling thread's namespace.
-func newDatapath(mode offload.Mode, uo udp.Options) (offload.Datapath, error) {
+// newDatapath creates a datapath of the given mode in the calling thread's namespace
+// (nsName).
+func newDatapath(mode offload.Mode, uo udp.Options, nsName string) (offload.Datapath, error) {
 	switch mode {
 	case offload.ModeUDP:
 		return udp.New(uo)
 	case offload.ModeIP:
-		return newIPDatapath()
+		return newIPDatapath(nsName)
 	}
 	return nil, fmt.Errorf("mode %q: %w", mode, errNotAvailable)
 }

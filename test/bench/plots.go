@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // PlotFiles are the PNGs WritePlots produces (when the rows have the data), after the
@@ -78,10 +80,14 @@ func linePlot(rows []Row, models []string, proto Proto, title, ylabel string, va
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	any := false
+	top := 0.0
 	for i, m := range models {
 		xys := series(rows, m, proto, 1, val)
 		if len(xys) == 0 {
 			continue
+		}
+		for _, xy := range xys {
+			top = max(top, xy.Y)
 		}
 		l, s, err := plotter.NewLinePoints(xys)
 		if err != nil {
@@ -94,6 +100,8 @@ func linePlot(rows []Row, models []string, proto Proto, title, ylabel string, va
 		p.Legend.Add(m, l, s)
 		any = true
 	}
+	// Headroom for the legend (top left), one line per model.
+	p.Y.Max = top * (1.15 + 0.06*float64(len(models)))
 	return p, any
 }
 
@@ -146,12 +154,21 @@ func flowsPlot(rows []Row, models []string) (*plot.Plot, bool) {
 	if size == 0 {
 		return nil, false
 	}
+	var flows []int
+	top := 0.0
+	for _, f := range []int{1, 2, 4} {
+		for _, r := range rows {
+			if r.Point == (Point{TCP, f, size}) && r.OK() {
+				flows = append(flows, f)
+				break
+			}
+		}
+	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("TCP with 1, 2 and 4 flows, %s writes (cf. Figs. 10-11)", sizeLabel(size))
+	p.Title.Text = fmt.Sprintf("TCP with %s flows, %s writes (cf. Figs. 10-11)", strings.Trim(fmt.Sprint(flows), "[]"), sizeLabel(size))
 	p.Y.Label.Text = "Gbit/s (sum of flows)"
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
-	flows := []int{1, 2, 4}
 	w := vg.Points(10)
 	for i, f := range flows {
 		vals := make(plotter.Values, len(models))
@@ -159,6 +176,7 @@ func flowsPlot(rows []Row, models []string) (*plot.Plot, bool) {
 			for _, r := range rows {
 				if r.Model == m && r.Point == (Point{TCP, f, size}) && r.OK() {
 					vals[j] = r.Gbps
+					top = max(top, r.Gbps)
 				}
 			}
 		}
@@ -168,12 +186,14 @@ func flowsPlot(rows []Row, models []string) (*plot.Plot, bool) {
 		}
 		bc.Color = plotutil.Color(i)
 		bc.LineStyle.Width = 0
-		bc.Offset = w * vg.Length(i-1)
+		bc.Offset = w * (vg.Length(i) - vg.Length(len(flows)-1)/2)
 		p.Add(bc)
 		p.Legend.Add(fmt.Sprintf("%d flow(s)", f), bc)
 	}
 	p.NominalX(models...)
-	p.X.Tick.Label.Rotation = 0.5
-	p.X.Tick.Label.XAlign = -0.5 // anchor rotated labels under their group
+	p.X.Tick.Label.Rotation = 0.4
+	p.X.Tick.Label.XAlign = draw.XRight // rotated labels end under their group
+	p.X.Tick.Label.YAlign = draw.YCenter
+	p.Y.Min, p.Y.Max = 0, top*1.3
 	return p, true
 }
