@@ -45,8 +45,7 @@ demo: deps build
 
 ## bench: the benchmark harness (BENCH_QUICK=1 for a few minutes).
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./offload/sclp/
-	@echo "bench: the netns harness is not built yet"; exit 1
+	GO=$(GO) $(GO) run ./test/bench
 
 ## generate: rebuild the BPF objects (needs clang-19).
 generate: deps
