@@ -30,7 +30,7 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 		Flags: []ucli.Flag{
 			&ucli.DurationFlag{Name: "resync", Value: time.Second, Usage: "re-check the host this often (restores flows after an ovs-vswitchd restart)"},
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
-			&ucli.StringFlag{Name: "pin-path", Value: "/sys/fs/bpf/sclp-ovs", Usage: "bpffs directory for mode=ip's pinned programs and maps"},
+			&ucli.StringFlag{Name: "pin-path", Usage: "bpffs directory for mode=ip's pinned programs and maps (default /sys/fs/bpf/sclp-ovs, with -netnsINODE appended outside the initial network namespace)"},
 			&ucli.BoolFlag{Name: "debug", Usage: "log every reconcile step"},
 		},
 		Action: func(c *ucli.Context) error {

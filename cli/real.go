@@ -67,11 +67,6 @@ func newRealAgentDeps(ctx context.Context, cfg AgentConfig) (AgentDeps, func(), 
 
 var errModeUnavailable = errors.New("mode not available")
 
-// newIPDatapath starts mode=ip (tc-eBPF, package offload).
-func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, error) {
-	return nil, fmt.Errorf("%w: the tc-eBPF manager (package offload) is not wired yet", errModeUnavailable)
-}
-
 // udpStats adds controller.StatsReporter to the mode=udp datapath.
 type udpStats struct{ *udp.Datapath }
 

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ type site struct {
 	vms   []*testbed.VM
 	agent *testbed.Proc
 	modes string
+	pins  string
 }
 
 // vmMTU is the VMs' MTU: the default tunnel MTU on a 1500-byte underlay in mode=udp (1500 -
@@ -93,7 +96,7 @@ func (s *site) agentLog() string {
 // startAgent starts `sclp-ovs agent` in the host namespace and waits for its heartbeat.
 func (s *site) startAgent(t *testing.T) {
 	t.Helper()
-	s.agent = testbed.StartCmd(t, s.ovs.Command(binary, "--db", s.ovs.DBEndpoint(), "agent", "--modes", s.modes))
+	s.agent = testbed.StartCmd(t, s.ovs.Command(binary, "--db", s.ovs.DBEndpoint(), "agent", "--modes", s.modes, "--pin-path", s.pinPath(t)))
 	name := t.Name()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -116,6 +119,16 @@ func (s *site) startAgent(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// pinPath is the host's own directory on the tests' bpffs for mode=ip; it is removed when the
+// test ends, which unpins (and so detaches) the programs.
+func (s *site) pinPath(t *testing.T) string {
+	if s.pins == "" {
+		s.pins = filepath.Join(bpffs, s.Name)
+		t.Cleanup(func() { os.RemoveAll(s.pins) })
+	}
+	return s.pins
 }
 
 // stopAgent sends SIGTERM and waits.

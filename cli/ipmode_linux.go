@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// ipDatapath is mode=ip: the tc-eBPF manager (package offload) plus the userspace finish
+// (offload/fallback): the rx program's exceptions ring -> reassembly -> GSO injection into
+// the tunnel port's datapath-side veth.
+type ipDatapath struct {
+	m      *offload.Manager
+	pipe   *fallback.Pipeline
+	rd     *ringbuf.Reader
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	inj  map[string]*fallback.Injector
+	keys map[string]fallback.PortKey
+	mtu  map[string]int
+}
+
+// nsInode returns the inode of one of the process's namespaces ("net", "mnt").
+func nsInode(pid, kind string) uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/"+pid+"/ns/"+kind, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// pinPath returns the bpffs directory for mode=ip: the flag's value, or the default
+// (offload.DefaultPinRoot, with the network namespace's inode appended outside the initial
+// namespace so that simulated hosts on one machine never share pinned state).
+func pinPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if self, init := nsInode("self", "net"), nsInode("1", "net"); self != 0 && self != init {
+		return fmt.Sprintf("%s-netns%d", offload.DefaultPinRoot, self)
+	}
+	return offload.DefaultPinRoot
+}
+
+func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, error) {
+	cfg.PinPath = pinPath(cfg.PinPath)
+	if nsInode("self", "mnt") != nsInode("1", "mnt") && strings.HasPrefix(cfg.PinPath, "/sys/") {
+		// ip netns exec gives the process its own /sys: a bpffs mounted there dies with the
+		// agent, and so would the pinned datapath.
+		cfg.Log.Warn("the pin path lies in this process's private /sys (ip netns exec?): mode=ip stops forwarding when the agent exits; pass --pin-path on a bpffs mounted in the host's mount namespace (e.g. mount -t bpf bpf /run/sclp-ovs/bpf)",
+			"pin_path", cfg.PinPath)
+	}
+	m, err := offload.NewManager(offload.ManagerOptions{PinRoot: cfg.PinPath})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errModeUnavailable, err)
+	}
+	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: 1, Reassembly: sclp.DefaultConfig()})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	rd, err := ringbuf.NewReader(m.ExceptionRing())
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("exceptions ring: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}),
+		inj: map[string]*fallback.Injector{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
+	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
+	go func() {
+		defer close(d.done)
+		if err := rr.Run(rctx); err != nil && rctx.Err() == nil {
+			cfg.Log.Error("mode=ip exceptions reader stopped", "err", err)
+		}
+	}()
+	return d, nil
+}
+
+func (d *ipDatapath) EnsurePort(ctx context.Context, spec offload.PortSpec) error {
+	if err := d.m.EnsurePort(ctx, spec); err != nil && !errors.Is(err, offload.ErrNoNeighbor) {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}
+	if in, ok := d.inj[spec.Name]; ok && d.keys[spec.Name] == key && d.mtu[spec.Name] == spec.MTU && in.Interface() == spec.PeerName {
+		return nil
+	}
+	d.dropLocked(spec.Name)
+	in, err := fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU})
+	if err != nil {
+		return fmt.Errorf("injector on %s: %w", spec.PeerName, err)
+	}
+	d.inj[spec.Name], d.keys[spec.Name], d.mtu[spec.Name] = in, key, spec.MTU
+	d.pipe.Ports().Set(key, in)
+	return nil
+}
+
+func (d *ipDatapath) dropLocked(name string) {
+	if in, ok := d.inj[name]; ok {
+		if d.pipe.Ports().Lookup(d.keys[name]) == fallback.Port(in) {
+			d.pipe.Ports().Delete(d.keys[name])
+		}
+		in.Close()
+		delete(d.inj, name)
+		delete(d.keys, name)
+		delete(d.mtu, name)
+	}
+}
+
+func (d *ipDatapath) RemovePort(ctx context.Context, name string) error {
+	d.mu.Lock()
+	d.dropLocked(name)
+	d.mu.Unlock()
+	return d.m.RemovePort(ctx, name)
+}
+
+// Close stops the userspace finish and releases the manager; pinned programs and maps keep
+// forwarding until the next agent adopts them.
+func (d *ipDatapath) Close() error {
+	d.cancel()
+	d.rd.Close()
+	<-d.done
+	d.mu.Lock()
+	for name := range d.inj {
+		d.dropLocked(name)
+	}
+	d.mu.Unlock()
+	return d.m.Close()
+}
+
+// PortStats reports the mode=ip datapath's counters (they are per host, not per port).
+func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
+	s, err := d.m.Stats()
+	if err != nil {
+		return nil, err
+	}
+	f := d.pipe.Stats()
+	return map[string]uint64{
+		"host_tx_messages": s.TxMessages, "host_tx_segments": s.TxSegments, "host_tx_bytes": s.TxBytes,
+		"host_tx_drops": s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
+		"host_rx_segments": s.RxSegments, "host_rx_bytes": s.RxBytes, "host_rx_fast": s.RxFast,
+		"host_rx_exceptions": s.RxExcMulti + s.RxExcLarge, "host_rx_ring_full": s.RxRingFull,
+		"host_rx_drops": s.RxDropShort + s.RxDropEmpty + s.RxDropBadIP + s.RxDropBadPort + s.RxDropUnknownPeer +
+			s.RxDropBadRemaining + s.RxDropBadChecksum + s.RxDropBadVXLAN + s.RxDropUnknownVNI,
+		"host_fallback_injected_frames": f.InjectedFrames, "host_fallback_inject_errors": f.InjectErrors,
+	}, nil
+}
