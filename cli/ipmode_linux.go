@@ -151,7 +151,7 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 	f := d.pipe.Stats()
 	return map[string]uint64{
 		"host_tx_messages": s.TxMessages, "host_tx_segments": s.TxSegments, "host_tx_bytes": s.TxBytes,
-		"host_tx_drops": s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
+		"host_tx_drops":    s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
 		"host_rx_segments": s.RxSegments, "host_rx_bytes": s.RxBytes, "host_rx_fast": s.RxFast,
 		"host_rx_exceptions": s.RxExcMulti + s.RxExcLarge, "host_rx_ring_full": s.RxRingFull,
 		"host_rx_drops": s.RxDropShort + s.RxDropEmpty + s.RxDropBadIP + s.RxDropBadPort + s.RxDropUnknownPeer +
