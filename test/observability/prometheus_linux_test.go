@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
@@ -102,7 +104,18 @@ func between(t *testing.T, what string, v, lo, hi float64) {
 // Grafana dashboard through the Prometheus HTTP API, requiring data.
 func TestPrometheusScrapesTunnel(t *testing.T) {
 	testbed.RequireRoot(t)
-	tn := newTunnel(t)
+	observe(t, newUDPTunnel(t))
+}
+
+// TestPrometheusScrapesIPMode is the same over mode=ip: the tc-eBPF datapath's per-CPU
+// counters and the userspace fallback, with the kernel and userspace delivery paths.
+func TestPrometheusScrapesIPMode(t *testing.T) {
+	testbed.RequireRoot(t)
+	observe(t, newIPTunnel(t))
+}
+
+// observe starts the endpoints and prometheus, sends known traffic and checks everything.
+func observe(t *testing.T, tn *tunnel) {
 	mon := testbed.NewNS(t, "mon")
 	o := &obs{t: t}
 	var targets []Target
@@ -115,6 +128,24 @@ func TestPrometheusScrapesTunnel(t *testing.T) {
 	checkHealth(t, mon, o.hosts)
 	o.prom = StartPrometheus(t, mon, PrometheusOptions{Dir: t.TempDir(), Targets: targets})
 	t0 := o.settle()
+	udpMode := tn.mode == offload.ModeUDP
+	// Port selectors: mode=udp counts per port; mode=ip per host (one BPF counter array).
+	port := func(i int) string {
+		if udpMode {
+			return `port="sclp` + strconv.Itoa(i) + `"`
+		}
+		return ""
+	}
+	and := func(a, b string) string {
+		if a == "" || b == "" {
+			return a + b
+		}
+		return a + "," + b
+	}
+	delivered := `path="userspace"`
+	if !udpMode {
+		delivered = `path="kernel"` // one-segment messages: the BPF fast path
+	}
 
 	// Phase 1: N pings of a known size. Each echo request is one inner frame of
 	// 14 + 20 + 8 + size bytes and one SCLP segment; ARP adds at most a few frames.
@@ -126,17 +157,21 @@ func TestPrometheusScrapesTunnel(t *testing.T) {
 	}
 	t1 := o.settle()
 	const slack = 4 // ARP request/reply, a neighbour probe
-	between(t, "sender tx_frames", o.delta(0, "sclp_ovs_tx_frames_total", `port="sclp0"`, t0, t1), n, n+slack)
-	between(t, "sender tx_messages", o.delta(0, "sclp_ovs_tx_messages_total", `port="sclp0"`, t0, t1), n, n+slack)
-	between(t, "sender tx_segments (one per small message)", o.delta(0, "sclp_ovs_tx_segments_total", `port="sclp0"`, t0, t1), n, n+slack)
-	between(t, "sender tx_bytes", o.delta(0, "sclp_ovs_tx_bytes_total", `port="sclp0"`, t0, t1), n*frame, n*frame+slack*64)
+	if udpMode {
+		between(t, "sender tx_frames", o.delta(0, "sclp_ovs_tx_frames_total", port(0), t0, t1), n, n+slack)
+		between(t, "receiver reassembly_completed", o.delta(1, "sclp_ovs_reassembly_completed_total", "", t0, t1), n, n+slack)
+	} else {
+		between(t, "receiver exceptions (none: one segment each)", o.delta(1, "sclp_ovs_exceptions_total", "", t0, t1), 0, 0)
+	}
+	between(t, "sender tx_messages", o.delta(0, "sclp_ovs_tx_messages_total", port(0), t0, t1), n, n+slack)
+	between(t, "sender tx_segments (one per small message)", o.delta(0, "sclp_ovs_tx_segments_total", port(0), t0, t1), n, n+slack)
+	between(t, "sender tx_bytes", o.delta(0, "sclp_ovs_tx_bytes_total", port(0), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver rx_segments", o.delta(1, "sclp_ovs_rx_segments_total", "", t0, t1), n, n+slack)
-	between(t, "receiver rx_frames (userspace)", o.delta(1, "sclp_ovs_rx_frames_total", `port="sclp1",path="userspace"`, t0, t1), n, n+slack)
-	between(t, "receiver rx_frame_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", `port="sclp1"`, t0, t1), n*frame, n*frame+slack*64)
-	between(t, "receiver reassembly_completed", o.delta(1, "sclp_ovs_reassembly_completed_total", "", t0, t1), n, n+slack)
+	between(t, "receiver rx_frames ("+delivered+")", o.delta(1, "sclp_ovs_rx_frames_total", and(port(1), delivered), t0, t1), n, n+slack)
+	between(t, "receiver rx_frame_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", port(1), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver merged messages (none: one segment each)", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t0, t1), 0, 0)
-	between(t, "replies tx_frames on host 1", o.delta(1, "sclp_ovs_tx_frames_total", `port="sclp1"`, t0, t1), n, n+slack)
-	between(t, "replies rx_frames on host 0", o.delta(0, "sclp_ovs_rx_frames_total", `port="sclp0"`, t0, t1), n, n+slack)
+	between(t, "replies tx_messages on host 1", o.delta(1, "sclp_ovs_tx_messages_total", port(1), t0, t1), n, n+slack)
+	between(t, "replies rx_frames on host 0", o.delta(0, "sclp_ovs_rx_frames_total", port(0), t0, t1), n, n+slack)
 	between(t, "drops on both hosts", o.delta(0, "sclp_ovs_drops_total", "", t0, t1)+o.delta(1, "sclp_ovs_drops_total", "", t0, t1), 0, 0)
 
 	// Phase 2: a TCP stream for 3 s. The VM hands 64 KB GSO frames to the tunnel port, so
@@ -146,8 +181,8 @@ func TestPrometheusScrapesTunnel(t *testing.T) {
 	t2 := o.settle()
 	b := float64(got)
 	t.Logf("tcp: %d bytes in 3 s (%.2f Gbit/s)", got, b*8/3e9)
-	between(t, "sender tx_bytes >= TCP payload", o.delta(0, "sclp_ovs_tx_bytes_total", `port="sclp0"`, t1, t2), b, 1.2*b+1e6)
-	between(t, "receiver rx_frame_bytes >= TCP payload", o.delta(1, "sclp_ovs_rx_frame_bytes_total", `port="sclp1"`, t1, t2), b, 1.2*b+1e6)
+	between(t, "sender tx_bytes >= TCP payload", o.delta(0, "sclp_ovs_tx_bytes_total", port(0), t1, t2), b, 1.2*b+1e6)
+	between(t, "receiver rx_frame_bytes >= TCP payload", o.delta(1, "sclp_ovs_rx_frame_bytes_total", port(1), t1, t2), b, 1.2*b+1e6)
 	// No drops: every inner byte sent by host 0 was delivered into host 1's tunnel port.
 	if drops := o.delta(0, "sclp_ovs_drops_total", "", t1, t2) + o.delta(1, "sclp_ovs_drops_total", "", t1, t2); drops == 0 {
 		sent := o.delta(0, "sclp_ovs_tx_bytes_total", "", t1, t2)
@@ -156,10 +191,18 @@ func TestPrometheusScrapesTunnel(t *testing.T) {
 		t.Logf("%v drops during the stream: delivered bytes not compared with sent bytes", drops)
 	}
 	segs, msgs := o.delta(0, "sclp_ovs_tx_segments_total", "", t1, t2), o.delta(0, "sclp_ovs_tx_messages_total", "", t1, t2)
-	maxSegs := float64(sclp.SegmentCount(sclp.MaxMessageLen, tn.hosts[0].MTU-sclp.UDPOverhead))
-	between(t, "segments per message sent", segs/msgs, 1.5, maxSegs)
-	between(t, "wire segments >= payload / 1460", segs, b/1460, math.Inf(1))
+	overhead := sclp.UDPOverhead
+	if !udpMode {
+		overhead = sclp.IPv4Overhead
+	}
+	mss := tn.hosts[0].MTU - overhead
+	between(t, "segments per message sent", segs/msgs, 1.5, float64(sclp.SegmentCount(sclp.MaxMessageLen, mss)))
+	between(t, "wire segments >= payload / MSS", segs, b/float64(mss), math.Inf(1))
 	between(t, "merged messages on the receiver", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t1, t2), 1, math.Inf(1))
+	between(t, "frames delivered by userspace", o.delta(1, "sclp_ovs_rx_frames_total", `path="userspace"`, t1, t2), 1, math.Inf(1))
+	if !udpMode {
+		between(t, "multi-segment exceptions handed to userspace", o.delta(1, "sclp_ovs_exceptions_total", `reason="multi_segment"`, t1, t2), 2, math.Inf(1))
+	}
 
 	// Prometheus holds exactly what the datapath counts once traffic has stopped.
 	o.checkTruth(tn)
@@ -192,33 +235,24 @@ func checkHealth(t *testing.T, mon *testbed.NS, addrs []string) {
 }
 
 // checkTruth compares prometheus' latest values with the datapaths' own counters, retrying
-// (bounded) if background frames (ARP) moved a counter between the two reads.
+// (bounded) if background frames (ARP) moved a counter between the reads.
 func (o *obs) checkTruth(tn *tunnel) {
 	t := o.t
 	t.Helper()
 	var last string
 	for try := 0; try < 5; try++ {
-		before := [2]string{fmt.Sprint(tn.dps[0].Stats().Ports["sclp0"]), fmt.Sprint(tn.dps[1].Stats().RxSegments)}
+		before := tn.truth()
 		at := o.settle()
-		s0, s1 := tn.dps[0].Stats(), tn.dps[1].Stats()
-		if before != [2]string{fmt.Sprint(s0.Ports["sclp0"]), fmt.Sprint(s1.RxSegments)} {
+		want := tn.truth()
+		if fmt.Sprint(before) != fmt.Sprint(want) {
 			continue // traffic between the reads
-		}
-		p0, r1 := s0.Ports["sclp0"], s1
-		want := map[string]float64{
-			"0 sclp_ovs_tx_frames_total":            float64(p0.TxFrames),
-			"0 sclp_ovs_tx_segments_total":          float64(p0.TxSegments),
-			"0 sclp_ovs_tx_bytes_total":             float64(p0.TxBytes),
-			"1 sclp_ovs_rx_segments_total":          float64(r1.RxSegments),
-			"1 sclp_ovs_rx_bytes_total":             float64(r1.RxBytes),
-			"1 sclp_ovs_reassembly_completed_total": float64(r1.Reassembly.Reassembly.Completed),
-			"1 sclp_ovs_rx_frames_total":            float64(r1.Ports["sclp1"].RxInjectedFrames),
 		}
 		last = ""
 		for k, v := range want {
-			h, metric := int(k[0]-'0'), k[2:]
-			if got := o.counter(h, metric, "", at); got != v {
-				last += fmt.Sprintf("\n%s on host %d: prometheus %v, datapath %v", metric, h, got, v)
+			h, metric, _ := strings.Cut(k, "|")
+			i, _ := strconv.Atoi(h)
+			if got := o.counter(i, metric, "", at); got != v {
+				last += fmt.Sprintf("\n%s on host %d: prometheus %v, datapath %v", metric, i, got, v)
 			}
 		}
 		if last == "" {
@@ -275,23 +309,35 @@ func checkPanelValues(t *testing.T, q Query, res []Sample, tn *tunnel) {
 			t.Errorf("%s/%s: "+format+" (got %v)", append([]any{q.Panel, q.RefID}, append(args, res)...)...)
 		}
 	}
+	udpMode := tn.mode == offload.ModeUDP
+	peer := func(i int) string { // mode=ip counters are per host, not per peer
+		if udpMode {
+			return tn.hosts[i].IP.String()
+		}
+		return ""
+	}
+	mode := string(tn.mode)
 	switch q.Panel + "/" + q.RefID {
 	case "Scrape up/A", "Datapath stats readable/A", "Ports ready / desired/A":
 		for _, s := range res {
 			want(s.Value == 1, "want 1 for every agent")
 		}
 	case "Throughput per peer/A":
-		v, ok := byLabel("peer", tn.hosts[1].IP.String())
-		want(ok && v > 1e6, "tx toward %s above 1 Mbit/s", tn.hosts[1].IP)
+		v, ok := byLabel("peer", peer(1))
+		want(ok && v > 1e6, "tx toward %q above 1 Mbit/s", peer(1))
 	case "Throughput per peer/B":
-		v, ok := byLabel("peer", tn.hosts[0].IP.String())
-		want(ok && v > 1e6, "rx from %s above 1 Mbit/s", tn.hosts[0].IP)
-	case "Merge ratio/A":
-		v, ok := byLabel("mode", "udp")
-		want(ok && v > 1.5, "more than 1.5 wire segments per delivered frame")
+		v, ok := byLabel("peer", peer(0))
+		want(ok && v > 1e6, "rx from %q above 1 Mbit/s", peer(0))
+	case "Merge ratio/A", "Merge ratio/B":
+		v, ok := byLabel("mode", mode)
+		want(ok && v > 1.5, "more than 1.5 wire segments per frame")
 	case "Userspace share/A":
-		v, ok := byLabel("mode", "udp")
-		want(ok && v == 1, "mode=udp delivers every frame from userspace")
+		v, ok := byLabel("mode", mode)
+		if udpMode {
+			want(ok && v == 1, "mode=udp delivers every frame from userspace")
+		} else {
+			want(ok && v > 0 && v < 1, "mode=ip delivers small frames in the kernel, merged ones from userspace")
+		}
 	case "Reconcile latency/B":
 		want(len(res) == 2 && res[0].Value > 0, "a p99 per agent")
 	}

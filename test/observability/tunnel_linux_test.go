@@ -7,35 +7,46 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/ringbuf"
+
 	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/offload/udp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
 
 // tunnel is two namespace hosts joined by a real 1500-byte underlay, one VM each, and a
-// mode=udp datapath per host carrying one tunnel port (sclp0 on host 0, sclp1 on host 1).
+// datapath per host carrying one tunnel port (sclp0 on host 0, sclp1 on host 1).
 type tunnel struct {
+	mode  offload.Mode
 	hosts []*testbed.Host
 	vms   []*testbed.VM
-	dps   []*udp.Datapath
 	specs []offload.PortSpec
+	// sources are the hosts' metrics sources, ensure re-ensures host i's port (one control
+	// loop pass), truth reads the datapaths' own counters as "host|metric" -> value.
+	sources []metrics.DatapathSource
+	ensure  []func(ctx context.Context) error
+	truth   func() map[string]float64
 }
 
-// newTunnel builds the tunnel; t.Cleanup removes everything. IPv6 is off in the VMs and
-// hosts so that the only frames crossing the tunnel are the ones the test sends (and ARP).
-func newTunnel(t *testing.T) *tunnel {
+// newHostsAndVMs builds the hosts and VMs. IPv6 is off in the VMs and hosts so that the only
+// frames crossing the tunnel are the ones the test sends (and ARP).
+func newHostsAndVMs(t *testing.T, mode offload.Mode, innerMTU int) *tunnel {
 	t.Helper()
-	tn := &tunnel{hosts: testbed.NewHosts(t, testbed.HostsOptions{})}
+	tn := &tunnel{mode: mode, hosts: testbed.NewHosts(t, testbed.HostsOptions{})}
 	for i, h := range tn.hosts {
 		noIPv6(t, h.NS)
-		vm := testbed.NewVM(t, h.NS, testbed.VMOptions{HostDown: true,
+		vm := testbed.NewVM(t, h.NS, testbed.VMOptions{HostDown: true, MTU: innerMTU,
 			Addr: netip.MustParsePrefix(fmt.Sprintf("192.168.79.%d/24", i+1))})
 		noIPv6(t, vm.NS)
 		h.MustRun(t, "sysctl", "-qw", "net.ipv6.conf."+vm.HostDev+".disable_ipv6=1")
@@ -43,24 +54,128 @@ func newTunnel(t *testing.T) *tunnel {
 		tn.vms = append(tn.vms, vm)
 	}
 	for i, h := range tn.hosts {
-		other := tn.hosts[1-i]
-		spec := offload.PortSpec{Name: "sclp" + strconv.Itoa(i), PeerName: tn.vms[i].HostDev, Peer: other.IP,
-			Local: h.IP, Device: h.Underlay, VNI: 5001, Mode: offload.ModeUDP, MTU: 1500}
+		tn.specs = append(tn.specs, offload.PortSpec{Name: "sclp" + strconv.Itoa(i), PeerName: tn.vms[i].HostDev,
+			Peer: tn.hosts[1-i].IP, Local: h.IP, Device: h.Underlay, VNI: 5001, Mode: mode, MTU: innerMTU})
+	}
+	return tn
+}
+
+// newUDPTunnel carries the port with the mode=udp datapath (offload/udp).
+func newUDPTunnel(t *testing.T) *tunnel {
+	t.Helper()
+	tn := newHostsAndVMs(t, offload.ModeUDP, 1500)
+	var dps []*udp.Datapath
+	for i, h := range tn.hosts {
 		var dp *udp.Datapath
 		err := h.Do(func() (err error) {
 			if dp, err = udp.New(udp.Options{Workers: 2}); err != nil {
 				return err
 			}
-			return dp.EnsurePort(context.Background(), spec)
+			return dp.EnsurePort(context.Background(), tn.specs[i])
 		})
 		if err != nil {
 			t.Fatalf("datapath on %s: %v", h.Name, err)
 		}
 		t.Cleanup(func() { dp.Close() })
-		tn.dps = append(tn.dps, dp)
-		tn.specs = append(tn.specs, spec)
+		dps = append(dps, dp)
+		spec := tn.specs[i]
+		peers := map[string]netip.Addr{spec.Name: spec.Peer}
+		tn.sources = append(tn.sources, metrics.UDPSource{Datapath: dp, Peers: func() map[string]netip.Addr { return peers }})
+		tn.ensure = append(tn.ensure, func(ctx context.Context) error {
+			return h.Do(func() error { return dp.EnsurePort(ctx, spec) })
+		})
+	}
+	tn.truth = func() map[string]float64 {
+		p0, s1 := dps[0].Stats().Ports["sclp0"], dps[1].Stats()
+		return map[string]float64{
+			"0|sclp_ovs_tx_frames_total":            float64(p0.TxFrames),
+			"0|sclp_ovs_tx_segments_total":          float64(p0.TxSegments),
+			"0|sclp_ovs_tx_bytes_total":             float64(p0.TxBytes),
+			"1|sclp_ovs_rx_segments_total":          float64(s1.RxSegments),
+			"1|sclp_ovs_rx_bytes_total":             float64(s1.RxBytes),
+			"1|sclp_ovs_reassembly_completed_total": float64(s1.Reassembly.Reassembly.Completed),
+			"1|sclp_ovs_rx_frames_total":            float64(s1.Ports["sclp1"].RxInjectedFrames),
+		}
 	}
 	return tn
+}
+
+// ipInnerMTU is the VM MTU of mode=ip tunnels (1500 - outer IPv4 - SCLP - VXLAN - Ethernet).
+const ipInnerMTU = 1446
+
+// newIPTunnel carries the port with the mode=ip datapath: the tc-eBPF manager (package
+// offload, pinned under a per-host bpffs root) and the userspace fallback (ring reader,
+// reassembly, GSO injection). The VMs keep TSO, so large frames take the fallback.
+func newIPTunnel(t *testing.T) *tunnel {
+	t.Helper()
+	tn := newHostsAndVMs(t, offload.ModeIP, ipInnerMTU)
+	var mgrs []*offload.Manager
+	for i, h := range tn.hosts {
+		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-obs-"+h.Name)
+		t.Cleanup(func() { os.RemoveAll(root) })
+		m, err := offload.NewManager(offload.ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22})
+		if err != nil {
+			t.Fatalf("mode=ip manager on %s: %v", h.Name, err)
+		}
+		t.Cleanup(func() { m.Uninstall() })
+		spec := tn.specs[i]
+		if err := m.EnsurePort(context.Background(), spec); err != nil {
+			t.Fatalf("ensure port on %s: %v", h.Name, err)
+		}
+		pipe := startFallback(t, h, tn.vms[i], m, spec)
+		mgrs = append(mgrs, m)
+		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe})
+		tn.ensure = append(tn.ensure, func(ctx context.Context) error { return m.EnsurePort(ctx, spec) })
+	}
+	tn.truth = func() map[string]float64 {
+		s0, err0 := mgrs[0].Stats()
+		s1, err1 := mgrs[1].Stats()
+		if err0 != nil || err1 != nil {
+			t.Fatalf("read BPF stats: %v %v", err0, err1)
+		}
+		return map[string]float64{
+			"0|sclp_ovs_tx_messages_total": float64(s0.TxMessages),
+			"0|sclp_ovs_tx_segments_total": float64(s0.TxSegments),
+			"0|sclp_ovs_tx_bytes_total":    float64(s0.TxBytes),
+			"1|sclp_ovs_rx_segments_total": float64(s1.RxSegments),
+			"1|sclp_ovs_rx_bytes_total":    float64(s1.RxBytes),
+			"1|sclp_ovs_exceptions_total":  float64(s1.RxExcMulti + s1.RxExcLarge),
+		}
+	}
+	return tn
+}
+
+// startFallback runs host h's userspace finish for mode=ip: ring reader -> reassembly ->
+// GSO injection into the tunnel port's datapath-side veth. It returns the pipeline.
+func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Manager, spec offload.PortSpec) *fallback.Pipeline {
+	t.Helper()
+	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: 1, Reassembly: sclp.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inj *fallback.Injector
+	if err := h.Do(func() (err error) {
+		inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: vm.HostDev, MTU: spec.MTU})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pipe.Ports().Set(fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}, inj)
+	rd, err := ringbuf.NewReader(m.ExceptionRing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rr.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		rd.Close()
+		<-done
+		inj.Close()
+	})
+	return pipe
 }
 
 // noIPv6 disables IPv6 in a namespace (existing and new devices).
@@ -82,7 +197,7 @@ type hostAgent struct {
 func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *hostAgent {
 	t.Helper()
 	a := &hostAgent{addr: addr}
-	dp, spec, host := tn.dps[i], tn.specs[i], tn.hosts[i]
+	ensure := tn.ensure[i]
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -92,7 +207,7 @@ func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *
 		defer tick.Stop()
 		for {
 			start := time.Now()
-			err := host.Do(func() error { return dp.EnsurePort(ctx, spec) })
+			err := ensure(ctx)
 			a.rec.Observe(time.Since(start), err)
 			a.ready.Store(err == nil)
 			select {
@@ -103,11 +218,10 @@ func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *
 		}
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	peers := map[string]netip.Addr{spec.Name: spec.Peer}
+	src := tn.sources[i]
 	err := mon.Do(func() error { // the listening socket lives in mon's loopback
 		srv, _, err := metrics.StartAgent(ctx, metrics.AgentOptions{Addr: addr, Version: "observability-test",
-			Datapaths: map[offload.Mode]metrics.DatapathSource{offload.ModeUDP: metrics.UDPSource{
-				Datapath: dp, Peers: func() map[string]netip.Addr { return peers }}},
+			Datapaths: map[offload.Mode]metrics.DatapathSource{tn.mode: src},
 			Controller: metrics.ControllerFunc(func() metrics.ControllerStats {
 				st := metrics.ControllerStats{PortsDesired: 1, Reconcile: a.rec.Snapshot()}
 				if a.ready.Load() {
@@ -116,10 +230,8 @@ func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *
 				return st // no OVSDB or OpenFlow in this test: reported as disconnected
 			}),
 			Live: []metrics.Check{{Name: "datapath", Fn: func(context.Context) error {
-				if _, ok := dp.Stats().Ports[spec.Name]; !ok {
-					return fmt.Errorf("port %s not carried", spec.Name)
-				}
-				return nil
+				_, err := src.DatapathStats()
+				return err
 			}}},
 			Ready: []metrics.Check{{Name: "converged", Fn: func(context.Context) error {
 				if !a.ready.Load() {
