@@ -12,6 +12,13 @@ type Port interface {
 	Inject(frame []byte) error
 }
 
+// ChunkPort is a Port that also takes a frame as consecutive pieces, written without a
+// userspace copy. *Injector implements it.
+type ChunkPort interface {
+	Port
+	InjectChunks(chunks [][]byte) error
+}
+
 // PortKey names a tunnel port on the receive side: the peer's underlay address and the VNI.
 type PortKey struct {
 	Peer netip.Addr

@@ -98,63 +98,71 @@ const (
 // Frames that are neither TCP nor UDP over IPv4/IPv6 get a zero header (gso NONE, no flags).
 // It does not allocate.
 func PrepareFrame(frame []byte, mtu int) (VnetHdr, error) {
-	if len(frame) < 14 {
+	return prepareFrame(frame, len(frame), mtu)
+}
+
+// prepareFrame is PrepareFrame for a frame of frameLen bytes of which head is the beginning
+// (it must hold the L2-L4 headers; ErrShortFrame otherwise).
+func prepareFrame(head []byte, frameLen, mtu int) (VnetHdr, error) {
+	if len(head) < 14 || frameLen < len(head) {
 		return VnetHdr{}, fmt.Errorf("prepare frame: %w", ErrShortFrame)
 	}
 	l2 := 14
-	etype := binary.BigEndian.Uint16(frame[12:])
+	etype := binary.BigEndian.Uint16(head[12:])
 	if etype == etherTypeVLAN {
-		if len(frame) < 18 {
+		if len(head) < 18 {
 			return VnetHdr{}, fmt.Errorf("prepare frame: %w", ErrShortFrame)
 		}
 		l2 = 18
-		etype = binary.BigEndian.Uint16(frame[16:])
+		etype = binary.BigEndian.Uint16(head[16:])
 	}
 	var (
 		l3len, iphl int
 		proto       uint8
 		psum        uint32
 	)
+	ip, avail := head[l2:], frameLen-l2 // header bytes at hand; bytes in the frame
 	switch etype {
 	case etherTypeIPv4:
-		ip := frame[l2:]
 		if len(ip) < 20 || ip[0]>>4 != 4 {
-			return noOffload(frame, l2, mtu)
+			return noOffload(frameLen, l2, mtu)
 		}
 		iphl = int(ip[0]&0x0f) * 4
 		l3len = int(binary.BigEndian.Uint16(ip[2:]))
-		if iphl < 20 || l3len < iphl || len(ip) < l3len {
+		if iphl < 20 || l3len < iphl || avail < l3len || len(ip) < iphl {
 			return VnetHdr{}, fmt.Errorf("prepare frame: ipv4 lengths: %w", ErrShortFrame)
 		}
 		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 { // MF or fragment offset: no L4 header to trust
-			return noOffload(frame, l2, mtu)
+			return noOffload(frameLen, l2, mtu)
 		}
 		proto = ip[9]
 		psum = sum16(ip[12:20]) + uint32(proto) + uint32(l3len-iphl)
 	case etherTypeIPv6:
-		ip := frame[l2:]
 		if len(ip) < 40 || ip[0]>>4 != 6 {
-			return noOffload(frame, l2, mtu)
+			return noOffload(frameLen, l2, mtu)
 		}
 		iphl = 40
 		plen := int(binary.BigEndian.Uint16(ip[4:]))
 		l3len = 40 + plen
-		if plen == 0 || len(ip) < l3len {
-			return noOffload(frame, l2, mtu)
+		if plen == 0 || avail < l3len {
+			return noOffload(frameLen, l2, mtu)
 		}
 		proto = ip[6]
 		psum = sum16(ip[8:40]) + uint32(proto) + uint32(plen)
 	default:
-		return noOffload(frame, l2, mtu)
+		return noOffload(frameLen, l2, mtu)
 	}
-	l4 := frame[l2+iphl : l2+l3len]
+	l4, l4len := ip[iphl:min(l3len, len(ip))], l3len-iphl
 	var h VnetHdr
 	switch proto {
 	case protoTCP:
-		if len(l4) < 20 || int(l4[12]>>4)*4 < 20 || len(l4) < int(l4[12]>>4)*4 {
-			return noOffload(frame, l2, mtu)
+		if l4len < 20 || len(l4) < 20 || int(l4[12]>>4)*4 < 20 || l4len < int(l4[12]>>4)*4 {
+			return noOffload(frameLen, l2, mtu)
 		}
 		thl := int(l4[12]>>4) * 4
+		if len(l4) < thl {
+			return VnetHdr{}, fmt.Errorf("prepare frame: tcp header beyond %d bytes: %w", len(head), ErrShortFrame)
+		}
 		h = VnetHdr{Flags: VnetFlagNeedsCsum, CsumStart: uint16(l2 + iphl), CsumOffset: 16,
 			HdrLen: uint16(l2 + iphl + thl)}
 		if l3len > mtu {
@@ -172,8 +180,11 @@ func PrepareFrame(frame []byte, mtu int) (VnetHdr, error) {
 		}
 		binary.BigEndian.PutUint16(l4[16:], fold32(psum))
 	case protoUDP:
+		if l4len < 8 {
+			return noOffload(frameLen, l2, mtu)
+		}
 		if len(l4) < 8 {
-			return noOffload(frame, l2, mtu)
+			return VnetHdr{}, fmt.Errorf("prepare frame: udp header beyond %d bytes: %w", len(head), ErrShortFrame)
 		}
 		if l3len > mtu {
 			return VnetHdr{}, fmt.Errorf("prepare frame: udp packet of %d bytes over mtu %d: %w", l3len, mtu, ErrFrameTooLarge)
@@ -181,15 +192,15 @@ func PrepareFrame(frame []byte, mtu int) (VnetHdr, error) {
 		h = VnetHdr{Flags: VnetFlagNeedsCsum, CsumStart: uint16(l2 + iphl), CsumOffset: 6, HdrLen: uint16(l2 + iphl + 8)}
 		binary.BigEndian.PutUint16(l4[6:], fold32(psum))
 	default:
-		return noOffload(frame, l2, mtu)
+		return noOffload(frameLen, l2, mtu)
 	}
 	return h, nil
 }
 
 // noOffload is the header of a frame sent as is.
-func noOffload(frame []byte, l2, mtu int) (VnetHdr, error) {
-	if len(frame)-l2 > mtu {
-		return VnetHdr{}, fmt.Errorf("prepare frame: %d bytes over mtu %d: %w", len(frame)-l2, mtu, ErrFrameTooLarge)
+func noOffload(frameLen, l2, mtu int) (VnetHdr, error) {
+	if frameLen-l2 > mtu {
+		return VnetHdr{}, fmt.Errorf("prepare frame: %d bytes over mtu %d: %w", frameLen-l2, mtu, ErrFrameTooLarge)
 	}
 	return VnetHdr{}, nil
 }

@@ -83,6 +83,7 @@ type port struct {
 	stopping atomic.Bool
 	wg       sync.WaitGroup
 	tx       txStats
+	nice     int
 }
 
 // EnsurePort starts carrying spec; a port already running with the same spec is left alone,
@@ -137,7 +138,7 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel peer: %w", err)
 	}
-	p = &port{spec: spec, ids: d.ids, stopfd: -1,
+	p = &port{spec: spec, ids: d.ids, stopfd: -1, nice: d.opts.WorkerNice,
 		dst: sockaddr4(netip.AddrPortFrom(spec.Peer, spec.DstPort))}
 	defer func() {
 		if err != nil {
@@ -264,7 +265,8 @@ func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &rxGroup{local: local, pipe: pipe, ports: d.ports, refs: 1, expire: d.opts.ExpireInterval}
+	g := &rxGroup{local: local, pipe: pipe, ports: d.ports, refs: 1, expire: d.opts.ExpireInterval,
+		nice: d.opts.WorkerNice}
 	if g.stopfd, err = eventFD(); err != nil {
 		return nil, err
 	}

@@ -58,6 +58,7 @@ func TestJumboInner(t *testing.T) {
 	p.ping(t)
 	ok, bad, gbps := p.udpTransfer(t, 500, 60000, 0)
 	st := p.dps[1].Stats()
+	p.dump(t)
 	t.Logf("udp 60000 B: %d of 500 intact, %d corrupt, %.2f Gbit/s goodput; receiver drops %v",
 		ok, bad, gbps, st.Reassembly.Reassembly.Drops)
 	if bad != 0 {

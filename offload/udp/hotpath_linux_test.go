@@ -3,6 +3,7 @@
 package udp
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -18,6 +19,17 @@ import (
 type countPort struct{ n, bytes int }
 
 func (c *countPort) Inject(b []byte) error { c.n++; c.bytes += len(b); return nil }
+
+// chunkPort also takes frames as pieces (the zero-copy path).
+type chunkPort struct{ countPort }
+
+func (c *chunkPort) InjectChunks(cs [][]byte) error {
+	c.n++
+	for _, b := range cs {
+		c.bytes += len(b)
+	}
+	return nil
+}
 
 // loopSockets opens, in a fresh namespace, a UDP_GRO receiver and a sender on loopback.
 func loopSockets(tb testing.TB) (tx, rx int, dst unix.RawSockaddrInet4) {
@@ -42,6 +54,14 @@ func loopSockets(tb testing.TB) (tx, rx int, dst unix.RawSockaddrInet4) {
 // TestSendAndSplitAllocs proves the segment+sendmsg path and the receive split+reassemble
 // path allocate nothing per message, with a real UDP_SEGMENT send and UDP_GRO receive.
 func TestSendAndSplitAllocs(t *testing.T) {
+	t.Run("reassembler", func(t *testing.T) { testSendAndSplitAllocs(t, &countPort{}) })
+	t.Run("zerocopy", func(t *testing.T) { testSendAndSplitAllocs(t, &chunkPort{}) })
+}
+
+func testSendAndSplitAllocs(t *testing.T, port interface {
+	fallback.Port
+	counts() (int, int)
+}) {
 	tx, rx, dst := loopSockets(t)
 	snd, err := newSender(1460, func() bool { return false })
 	if err != nil {
@@ -49,9 +69,9 @@ func TestSendAndSplitAllocs(t *testing.T) {
 	}
 	msg := make([]byte, 8+64000)
 	sclp.PutVXLAN(msg, 9)
+	copy(msg[8:], testTCPFrame(63986))
 	ports := new(fallback.PortTable)
-	cp := &countPort{}
-	ports.Set(fallback.PortKey{Peer: netip.MustParseAddr("127.0.0.1"), VNI: 9}, cp)
+	ports.Set(fallback.PortKey{Peer: netip.MustParseAddr("127.0.0.1"), VNI: 9}, port)
 	w, _ := fallback.NewWorker(sclp.Config{}, ports)
 	g := &rxGroup{local: netip.MustParseAddrPort("127.0.0.1:4795"), ports: ports, expire: time.Second}
 	r := newRxWorker(g, rx, w)
@@ -77,16 +97,21 @@ func TestSendAndSplitAllocs(t *testing.T) {
 			r.split(now, r.buf[:n], gso)
 		}
 	})
-	t.Logf("%d segments per message; %d messages delivered from %d recvmsg calls (%d bytes each)",
-		segs, cp.n, batches, cp.bytes/max(cp.n, 1))
+	n, by := port.counts()
+	zc := w.Stats().ZeroCopy
+	t.Logf("%d segments per message; %d messages delivered (%d zero-copy) from %d recvmsg calls (%d bytes each)",
+		segs, n, zc, batches, by/max(n, 1))
 	if sendAllocs != 0 {
 		t.Errorf("segment+sendmsg allocates %v times per message", sendAllocs)
 	}
 	if recvAllocs != 0 {
 		t.Errorf("recvmsg+split+reassemble allocates %v times for %d batches", recvAllocs, batches)
 	}
-	if cp.n < 150 || cp.bytes/max(cp.n, 1) != 64000 {
-		t.Errorf("delivered %d messages of %d bytes; want about 201 of 64000", cp.n, cp.bytes/max(cp.n, 1))
+	if n < 150 || by/max(n, 1) != 64000 {
+		t.Errorf("delivered %d messages of %d bytes; want about 201 of 64000", n, by/max(n, 1))
+	}
+	if _, ok := port.(fallback.ChunkPort); ok != (zc > 0) {
+		t.Errorf("zero-copy deliveries %d with a chunk port: %v", zc, ok)
 	}
 }
 
@@ -140,4 +165,17 @@ func TestRestartDuringTraffic(t *testing.T) {
 		t.Fatal("transfer failed")
 	}
 	t.Logf("64 MB crossed intact through two datapath restarts (%.2f Gbit/s average)", gbps)
+}
+
+func (c *countPort) counts() (int, int) { return c.n, c.bytes }
+
+// testTCPFrame is an Ethernet+IPv4+TCP frame of n bytes in total.
+func testTCPFrame(n int) []byte {
+	f := make([]byte, n)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[9] = 0x45, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(n-14))
+	ip[20+12] = 5 << 4
+	return f
 }

@@ -23,6 +23,11 @@ type Options struct {
 	SocketBuffer int
 	// SkipGRO leaves the underlay device's GRO setting alone.
 	SkipGRO bool
+	// WorkerNice, if not zero, runs every transmit and receive worker on its own OS thread
+	// with this nice value (for example -10), so that on a busy host the datapath competes
+	// like the kernel's softirq work it replaces rather than like a batch job. The thread is
+	// discarded when the worker ends.
+	WorkerNice int
 	// Exec runs a command (used for `ethtool -K DEV gro on`); nil uses os/exec in the calling
 	// thread's network namespace.
 	Exec func(name string, args ...string) error

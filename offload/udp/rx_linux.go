@@ -38,6 +38,7 @@ type rxGroup struct {
 	st       rxStats
 	expire   time.Duration
 	workers  []*rxWorker
+	nice     int
 }
 
 // rxWorker is the per-socket receive state; everything the hot path touches is here.
@@ -50,12 +51,15 @@ type rxWorker struct {
 	cmsg []byte
 	iov  unix.Iovec
 	msg  unix.Msghdr
+	// chunks is the scratch list of a zero-copy run (see run).
+	chunks [][]byte
 	// drops is the socket's receive-queue drop count (SO_RXQ_OVFL), updated on each read.
 	drops atomic.Uint64
 }
 
 func newRxWorker(g *rxGroup, fd int, w *fallback.Worker) *rxWorker {
-	r := &rxWorker{g: g, fd: fd, w: w, buf: make([]byte, rxBufLen), cmsg: make([]byte, 2*unix.CmsgSpace(4))}
+	r := &rxWorker{g: g, fd: fd, w: w, buf: make([]byte, rxBufLen), cmsg: make([]byte, 2*unix.CmsgSpace(4)),
+		chunks: make([][]byte, 0, fallback.MaxChunks)}
 	r.iov = unix.Iovec{Base: &r.buf[0], Len: uint64(len(r.buf))}
 	r.msg.Name = (*byte)(unsafe.Pointer(&r.name))
 	r.msg.Iov = &r.iov
@@ -67,6 +71,7 @@ func newRxWorker(g *rxGroup, fd int, w *fallback.Worker) *rxWorker {
 // run is the receive loop; it returns when the group stops.
 func (r *rxWorker) run() {
 	defer r.g.wg.Done()
+	workerThread(r.g.nice)
 	pfd := [2]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.g.stopfd), Events: unix.POLLIN}}
 	last := time.Now()
 	for !r.g.stopping.Load() {
@@ -123,6 +128,32 @@ func cmsgAlign(n int) int {
 	return (n + a - 1) &^ (a - 1)
 }
 
+// wholeRun checks whether the segments at the start of b (first is the first one, announcing rem
+// more bytes) carry one whole message in order: same ports and id, no F bit, each remaining
+// equal to the previous minus its chunk, ending at 0. If so it leaves their chunks in
+// r.chunks and returns how many segments they are; 0 otherwise.
+func (r *rxWorker) wholeRun(b []byte, gso int, first []byte, rem int) int {
+	r.chunks = append(r.chunks[:0], first[sclp.HeaderLen:])
+	for off := gso; rem > 0 && off < len(b) && len(r.chunks) < fallback.MaxChunks; off += gso {
+		seg := b[off:min(off+gso, len(b))]
+		if len(seg) <= sclp.HeaderLen || binary.BigEndian.Uint32(seg[0:]) != binary.BigEndian.Uint32(first[0:]) ||
+			binary.BigEndian.Uint32(seg[4:]) != binary.BigEndian.Uint32(first[4:])&^1 {
+			return 0
+		}
+		chunk := seg[sclp.HeaderLen:]
+		next := int(binary.BigEndian.Uint16(seg[8:]))
+		if next != rem-len(chunk) {
+			return 0
+		}
+		rem = next
+		r.chunks = append(r.chunks, chunk)
+	}
+	if rem != 0 {
+		return 0
+	}
+	return len(r.chunks)
+}
+
 // split cuts a GRO batch into SCLP segments and hands each to the worker.
 func (r *rxWorker) split(now time.Time, b []byte, gso int) {
 	st := &r.g.st
@@ -137,20 +168,30 @@ func (r *rxWorker) split(now time.Time, b []byte, gso int) {
 		return
 	}
 	segs := 0
-	for off := 0; off < len(b); off += gso {
+	for off := 0; off < len(b); {
 		seg := b[off:min(off+gso, len(b))]
-		segs++
 		if len(seg) < sclp.HeaderLen {
+			segs++
 			st.short.Add(1)
 			r.w.Count(sclp.DropShort)
+			off += gso
 			continue
 		}
 		w := binary.BigEndian.Uint32(seg[4:])
 		key.SrcPort = binary.BigEndian.Uint16(seg[0:])
 		key.DstPort = binary.BigEndian.Uint16(seg[2:])
 		key.ID = w &^ 1
-		r.w.Handle(now, sclp.Piece{Key: key, First: w&1 != 0,
-			Remaining: int(binary.BigEndian.Uint16(seg[8:])), Payload: seg[sclp.HeaderLen:]})
+		rem := int(binary.BigEndian.Uint16(seg[8:]))
+		if w&1 != 0 && rem > 0 {
+			if n := r.wholeRun(b[off:], gso, seg, rem); n > 0 && r.w.HandleRun(key, r.chunks) {
+				segs += n
+				off += n * gso
+				continue
+			}
+		}
+		segs++
+		r.w.Handle(now, sclp.Piece{Key: key, First: w&1 != 0, Remaining: rem, Payload: seg[sclp.HeaderLen:]})
+		off += gso
 	}
 	st.segments.Add(uint64(segs))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,4 +124,15 @@ func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
+}
+
+// workerThread pins the calling goroutine to its OS thread and sets the thread's nice value
+// (no-op when nice is 0). The goroutine must not unlock: when it returns, the runtime ends the
+// thread, so the priority never leaks to other goroutines.
+func workerThread(nice int) {
+	if nice == 0 {
+		return
+	}
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice)
 }

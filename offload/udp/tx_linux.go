@@ -33,6 +33,7 @@ type txWorker struct {
 // run is the transmit loop; it returns when the port stops.
 func (w *txWorker) run() {
 	defer w.p.wg.Done()
+	workerThread(w.p.nice)
 	pfd := [2]unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.p.stopfd), Events: unix.POLLIN}}
 	for !w.p.stopping.Load() {
 		n, e := w.recv()
