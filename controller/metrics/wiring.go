@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/offload"
@@ -144,10 +147,43 @@ type WireOptions struct {
 	Log        interface{ Warn(string, ...any) }
 }
 
+// Endpoint is the agent's metrics endpoint started by Wire.
+type Endpoint struct {
+	ready chan struct{}
+	done  chan struct{}
+	stop  context.CancelFunc
+	mu    sync.Mutex
+	srv   *Server
+}
+
+// Ready is closed once the endpoint listens.
+func (e *Endpoint) Ready() <-chan struct{} { return e.ready }
+
+// Addr returns the listening address, nil before Ready.
+func (e *Endpoint) Addr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv == nil {
+		return nil
+	}
+	return e.srv.Addr()
+}
+
+// Close stops the endpoint (and any retry) and waits for it.
+func (e *Endpoint) Close() {
+	e.stop()
+	<-e.done
+}
+
+// listenRetry is how often Wire retries a listen that failed.
+const listenRetry = time.Second
+
 // Wire starts the agent's metrics endpoint: every datapath's statistics, the reconciler's
-// state, /healthz (OVSDB reachable, datapath health checks) and /readyz (converged). It
-// returns the running server; it stops when ctx ends.
-func Wire(ctx context.Context, o WireOptions) (*Server, error) {
+// state, /healthz (OVSDB reachable, datapath health checks) and /readyz (converged), until
+// ctx ends or Close. If the address cannot be bound (e.g. the previous agent still serves it
+// during a takeover), Wire logs it and retries every second in the background: metrics never
+// stop the agent.
+func Wire(ctx context.Context, o WireOptions) *Endpoint {
 	peers := PeersOf(o.Reconciler)
 	sources, err := DatapathSources(o.Datapaths, peers)
 	if err != nil && o.Log != nil {
@@ -162,7 +198,34 @@ func Wire(ctx context.Context, o WireOptions) (*Server, error) {
 	if o.Flows != nil {
 		cs.OpenFlowConnected = o.Flows.Connected
 	}
-	srv, _, err := StartAgent(ctx, AgentOptions{Addr: o.Addr, Version: o.Version, Datapaths: sources,
-		Controller: cs, Live: live, Ready: []Check{ConvergedCheck(o.Reconciler)}})
-	return srv, err
+	opts := AgentOptions{Addr: o.Addr, Version: o.Version, Datapaths: sources,
+		Controller: cs, Live: live, Ready: []Check{ConvergedCheck(o.Reconciler)}}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &Endpoint{ready: make(chan struct{}), done: make(chan struct{}), stop: cancel}
+	go func() {
+		defer close(e.done)
+		for warned := false; ; {
+			srv, _, err := StartAgent(ctx, opts)
+			if err == nil {
+				e.mu.Lock()
+				e.srv = srv
+				e.mu.Unlock()
+				close(e.ready)
+				<-ctx.Done()
+				srv.Close()
+				srv.Wait()
+				return
+			}
+			if !warned && o.Log != nil {
+				o.Log.Warn("metrics endpoint not serving yet; retrying every second", "err", err)
+				warned = true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(listenRetry):
+			}
+		}
+	}()
+	return e
 }

@@ -5,9 +5,11 @@ package metrics
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/offload"
@@ -133,12 +135,26 @@ func TestWire(t *testing.T) {
 	defer cancel()
 	tr := TrackFlows(&fakeFlows{})
 	_, _ = tr.Cookies(ctx, "br-int", 0, 0)
-	srv, err := Wire(ctx, WireOptions{Addr: "127.0.0.1:0", Version: "w", Reconciler: rec, Store: store,
-		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeIP: ip}, Flows: tr, Recorder: &ReconcileRecorder{}})
+	// The address is taken (as by the previous agent during a takeover): Wire keeps trying.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + srv.Addr().String()
+	ep := Wire(ctx, WireOptions{Addr: busy.Addr().String(), Version: "w", Reconciler: rec, Store: store,
+		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeIP: ip}, Flows: tr, Recorder: &ReconcileRecorder{}})
+	defer ep.Close()
+	select {
+	case <-ep.Ready():
+		t.Fatal("endpoint ready on an address in use")
+	case <-time.After(300 * time.Millisecond):
+	}
+	busy.Close()
+	select {
+	case <-ep.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("endpoint not serving 5 s after the address was freed")
+	}
+	base := "http://" + ep.Addr().String()
 	_, body := get(t, base+"/metrics")
 	for _, want := range []string{"sclp_ovs_ovsdb_connected 1", "sclp_ovs_openflow_connected 1",
 		`sclp_ovs_source_up{source="datapath_ip"} 1`, "sclp_ovs_reconcile_duration_seconds_count 0",
