@@ -235,4 +235,16 @@ func mustPing(t *testing.T, from *testbed.VM, to netip.Addr) {
 	}
 }
 
+// reach pings until one reply arrives (at most 5 s): the first packets toward a VM resolve
+// ARP and teach the bridges where its MAC lives.
+func reach(t *testing.T, from *testbed.VM, to netip.Addr) {
+	t.Helper()
+	for i := 0; i < 10; i++ {
+		if st, _ := from.PingWith(to, testbed.PingOptions{Count: 1, Timeout: 500 * time.Millisecond}); st.Received == 1 {
+			return
+		}
+	}
+	t.Fatalf("%v never reached %v in 10 tries", from.IP, to)
+}
+
 func fmtCode(code int) string { return fmt.Sprintf("exit %d", code) }
