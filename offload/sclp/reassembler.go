@@ -236,6 +236,14 @@ func (r *Reassembler) Count(reason DropReason) {
 	}
 }
 
+// Holds reports whether a partial message for k is held and how many payload bytes it has.
+func (r *Reassembler) Holds(k Key) (heldBytes int, ok bool) {
+	if e := r.entries[k]; e != nil {
+		return e.held, true
+	}
+	return 0, false
+}
+
 // Stats returns the counters and current usage.
 func (r *Reassembler) Stats() Stats {
 	s := r.stats
