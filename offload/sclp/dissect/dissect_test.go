@@ -101,7 +101,7 @@ func TestRunCapture(t *testing.T) {
 	bad := append([]byte(nil), cc[2]...)
 	bad[len(bad)-1] ^= 0xFF
 
-	c.add(0, arp)                // 1 skipped
+	c.add(0, arp) // 1 skipped
 	a0 := c.add(time.Millisecond, a[0])
 	c.add(time.Millisecond, a[2])
 	c.add(time.Millisecond, a[0]) // 4 duplicate
@@ -112,7 +112,7 @@ func TestRunCapture(t *testing.T) {
 	cLast := c.add(time.Millisecond, cc[3])
 	bDone := c.add(time.Millisecond, b[0]) // 10 unsegmented B
 	c.add(time.Millisecond, tcp)           // 11 skipped
-	c.add(2*time.Second, d[0]) // 12: C times out here
+	c.add(2*time.Second, d[0])             // 12: C times out here
 	c.add(time.Millisecond, d[1])
 	late := c.add(time.Millisecond, d[2]) // 14: D completes
 
