@@ -74,7 +74,9 @@ func (r *Reassembler) clock(now time.Time) int64 {
 // returned Message aliases it. Add never retains p.Payload.
 func (r *Reassembler) Add(now time.Time, p Piece) (Message, Result) {
 	t := r.clock(now)
-	r.expire(t)
+	if h := r.age.head; h != nil && t-h.created >= r.timeout {
+		r.expire(t)
+	}
 	s, rem := len(p.Payload), p.Remaining
 	switch {
 	case rem < 0 || rem > MaxRemaining || s+rem > MaxMessageLen:
@@ -101,7 +103,7 @@ func (r *Reassembler) Add(now time.Time, p Piece) (Message, Result) {
 		}
 	}
 	r.last = e
-	if reason := e.place(p, r.cfg.MaxPieces); reason != DropNone {
+	if reason := e.place(&p, r.cfg.MaxPieces); reason != DropNone {
 		return r.reject(reason)
 	}
 	r.stats.Buffered++
@@ -118,8 +120,17 @@ func (r *Reassembler) reject(reason DropReason) (Message, Result) {
 }
 
 // place records piece p in e; it returns the drop reason if p must be dropped.
-func (e *entry) place(p Piece, maxSpans int) DropReason {
+func (e *entry) place(p *Piece, maxSpans int) DropReason {
 	s, rem := len(p.Payload), p.Remaining
+	if !p.First && len(e.spans) == 1 && e.spans[0].lo == rem+s && s > 0 {
+		// Fast path: the next piece in order (or the previous one of a run held from the
+		// end) extends the only run towards the end of the message.
+		e.spans[0].lo = rem
+		end := len(e.buf.b) - rem
+		copy(e.buf.b[end-s:end], p.Payload)
+		e.held += s
+		return DropNone
+	}
 	if p.First {
 		size := s + rem
 		switch {
