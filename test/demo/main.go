@@ -369,4 +369,3 @@ func buildRouted(r *testbed.Runner, hs []*testbed.Host) ([2]*testbed.VM, error) 
 	}
 	return vms, nil
 }
-
