@@ -1,0 +1,187 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ucli "github.com/urfave/cli/v2"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sclp-ovs/sclp-ovs/cli"
+	"github.com/sclp-ovs/sclp-ovs/controller/kubernetes"
+	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
+)
+
+// podFields are the downward-API values of the test's imaginary pod.
+var podFields = map[string]string{"spec.nodeName": "node-a", "status.podIP": "192.0.2.10"}
+
+// containerArgs returns the agent container's command line with every $(VAR) expanded the
+// way the kubelet does: env values from literals, the ConfigMap, the downward API.
+func containerArgs(c *corev1.Container, cm *corev1.ConfigMap, fields map[string]string) ([]string, error) {
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			v, ok := cm.Data[e.ValueFrom.ConfigMapKeyRef.Key]
+			if !ok {
+				return nil, fmt.Errorf("env %s: no key %q in the ConfigMap", e.Name, e.ValueFrom.ConfigMapKeyRef.Key)
+			}
+			env[e.Name] = v
+		case e.ValueFrom.FieldRef != nil:
+			v, ok := fields[e.ValueFrom.FieldRef.FieldPath]
+			if !ok {
+				return nil, fmt.Errorf("env %s: no value for field %s", e.Name, e.ValueFrom.FieldRef.FieldPath)
+			}
+			env[e.Name] = v
+		case e.ValueFrom.ResourceFieldRef != nil:
+			env[e.Name] = "536870912"
+		default:
+			return nil, fmt.Errorf("env %s: unsupported source", e.Name)
+		}
+	}
+	var out []string
+	for _, a := range append(slices.Clone(c.Command), c.Args...) {
+		var err error
+		out = append(out, varRef.ReplaceAllStringFunc(a, func(m string) string {
+			name := m[2 : len(m)-1]
+			v, ok := env[name]
+			if !ok {
+				err = fmt.Errorf("argument %q: $(%s) undefined", a, name)
+			}
+			return v
+		}))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// TestDaemonSetArgsParseInTheRealApp runs the real sclp-ovs application (cli.NewApp) on the
+// DaemonSet's expanded command line, with the agent's action replaced by a probe that reads
+// back what the flags parsed to.
+func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
+	requireAgentFlags(t)
+	_, c, cm, _ := agentOf(t)
+	args, err := containerArgs(c, cm, podFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	app := cli.NewApp(cli.Deps{Stdout: io.Discard, Stderr: &stderr})
+	var agent *ucli.Command
+	for _, cmd := range app.Commands {
+		if cmd.Name == "agent" {
+			agent = cmd
+		}
+	}
+	if agent == nil {
+		t.Fatalf("the app has no agent command")
+	}
+	errProbe := errors.New("probe done")
+	var (
+		got     kubernetes.Config
+		metrics string
+		ran     bool
+		db      string
+	)
+	agent.Action = func(c *ucli.Context) error {
+		ran = true
+		db = c.String("db")
+		metrics = c.String("metrics-address")
+		if !kubernetes.Enabled(c) {
+			return errors.New("--kubernetes is not set")
+		}
+		got, err = kubernetes.ConfigFromCLI(c)
+		if err != nil {
+			return err
+		}
+		return errProbe
+	}
+	// args[0] is the container command (the binary); urfave skips it like argv[0].
+	if err := app.Run(args); !errors.Is(err, errProbe) {
+		t.Fatalf("sclp-ovs %s: %v (ran %v)\n%s", strings.Join(args[1:], " "), err, ran, stderr.String())
+	}
+	if db != "unix:/var/run/openvswitch/db.sock" {
+		t.Errorf("--db %q: the DaemonSet mounts the OVS run directory at /var/run/openvswitch", db)
+	}
+	if metrics != "192.0.2.10:"+cm.Data["metrics-port"] {
+		t.Errorf("--metrics-address parsed to %q, want the pod IP and the ConfigMap's port", metrics)
+	}
+	want := kubernetes.Config{NodeName: "node-a", Selector: cm.Data["node-selector"], AddressType: "InternalIP",
+		Bridge: cm.Data["bridge"], Resync: kubernetes.DefaultResync}
+	want.Port.Mode = "udp"
+	if got.NodeName != want.NodeName || got.Selector != want.Selector || got.Bridge != want.Bridge ||
+		string(got.Port.Mode) != cm.Data["mode"] || fmt.Sprint(got.Port.VNI) != cm.Data["vni"] ||
+		fmt.Sprint(got.Port.DstPort) != cm.Data["dst-port"] || fmt.Sprint(got.Port.MTU) != cm.Data["mtu"] ||
+		string(got.AddressType) != cm.Data["node-address-type"] {
+		t.Errorf("discovery config %+v does not carry the ConfigMap %v", got, cm.Data)
+	}
+}
+
+// TestDaemonSetArgsAcceptedByTheBinary runs the built binary with the DaemonSet's command
+// line and --help: the binary parses every flag first and fails with exit code 2 on one it
+// does not know (checked with a made-up flag), so exit 0 means all are accepted.
+func TestDaemonSetArgsAcceptedByTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	requireAgentFlags(t)
+	_, c, cm, _ := agentOf(t)
+	args, err := containerArgs(c, cm, podFields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := agentBinary(t)
+	run := func(extra ...string) (int, string) {
+		cmd := exec.Command(bin, append(slices.Clone(args[1:]), extra...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatalf("run %s: %v", bin, err)
+		}
+		return 0, string(out)
+	}
+	if code, out := run("--help"); code != 0 || !strings.Contains(out, "agent") {
+		t.Errorf("sclp-ovs %s --help: exit %d\n%s", strings.Join(args[1:], " "), code, out)
+	}
+	if code, out := run("--no-such-flag-xyz", "--help"); code != 2 {
+		t.Errorf("an unknown flag gave exit %d, want 2: the check above proves nothing\n%s", code, out)
+	}
+}
+
+// TestProbePathsServed checks that the agent's metrics server (controller/metrics, which
+// `sclp-ovs agent --metrics-address` starts) serves the paths of the probes and the scrape.
+func TestProbePathsServed(t *testing.T) {
+	ds, c, _, _ := agentOf(t)
+	srv := httptest.NewServer(metrics.Handler(metrics.ServerOptions{Gatherer: prometheus.NewRegistry()}))
+	defer srv.Close()
+	paths := []string{ds.Spec.Template.Annotations["prometheus.io/path"]}
+	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
+		paths = append(paths, p.HTTPGet.Path)
+	}
+	for _, p := range append(paths, "/no-such-path") {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if (resp.StatusCode == http.StatusOK) != (p != "/no-such-path") {
+			t.Errorf("GET %s: %s", p, resp.Status)
+		}
+	}
+}
