@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
@@ -166,5 +168,21 @@ func equalBytes(tb testing.TB, what string, got, want []byte) {
 	tb.Helper()
 	if !bytes.Equal(got, want) {
 		tb.Fatalf("%s: %d bytes differ from the %d expected", what, len(got), len(want))
+	}
+}
+
+// drainRing discards the records in the exceptions ring.
+func drainRing(tb testing.TB, o *SclpObjects) {
+	tb.Helper()
+	rd, err := ringbuf.NewReader(o.Exceptions)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rd.Close()
+	rd.SetDeadline(time.Now())
+	for {
+		if _, err := rd.Read(); err != nil {
+			return
+		}
 	}
 }
