@@ -44,7 +44,7 @@ type bedOptions struct {
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
 // the tunnel port and whose host end carries the tx program.
 type nativeBed struct {
-	t     *testing.T
+	t     testing.TB
 	hosts []*testbed.Host
 	vms   []*testbed.VM
 	opts  []ManagerOptions
@@ -53,7 +53,7 @@ type nativeBed struct {
 	mgrs  []*Manager
 }
 
-func newNativeBed(t *testing.T, o bedOptions) *nativeBed {
+func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 	t.Helper()
 	testbed.RequireRoot(t)
 	b := &nativeBed{t: t}

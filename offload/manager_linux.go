@@ -359,3 +359,23 @@ func be32(a netip.Addr) uint32 {
 	b := a.As4()
 	return binary.NativeEndian.Uint32(b[:])
 }
+
+// ProgramStats returns the kernel's run time and run count of the tx and rx programs
+// (keys bpf.ProgTx, bpf.ProgRx). The kernel counts only while BPF statistics are enabled
+// (sysctl kernel.bpf_stats_enabled=1, or ebpf.EnableStats).
+func (m *Manager) ProgramStats() (map[string]ebpf.ProgramStats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	out := map[string]ebpf.ProgramStats{}
+	for _, name := range []string{bpf.ProgTx, bpf.ProgRx} {
+		st, err := m.prog(name).Stats()
+		if err != nil {
+			return nil, fmt.Errorf("program stats %s: %w", name, err)
+		}
+		out[name] = *st
+	}
+	return out, nil
+}
