@@ -63,6 +63,9 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		return err
 	}
 	defer db.Close()
+	if w := tsoWarning(ctx, db); w != "" {
+		log.Warn(w)
+	}
 	if d.NewAgentDeps == nil || d.Links == nil || d.Router == nil {
 		return fmt.Errorf("this build has no host implementations for the agent")
 	}

@@ -88,3 +88,22 @@ func runDirOf(db string) string {
 
 // agentSocket is the agent's status socket for a database endpoint.
 func agentSocket(db string) string { return filepath.Join(runDirOf(db), "sclp-ovs-agent.sock") }
+
+// otherConfiger is implemented by DBs that can read Open_vSwitch other_config.
+type otherConfiger interface {
+	OtherConfig(ctx context.Context) (map[string]string, error)
+}
+
+// tsoWarning returns a warning when ovs-vswitchd runs without userspace TSO, which TCP
+// through a netdev bridge needs with default VM offloads ("" when fine or unknown).
+func tsoWarning(ctx context.Context, db DB) string {
+	oc, ok := db.(otherConfiger)
+	if !ok {
+		return ""
+	}
+	m, err := oc.OtherConfig(ctx)
+	if err != nil || m["userspace-tso-enable"] == "true" {
+		return ""
+	}
+	return "other_config:userspace-tso-enable is not true: TCP through a netdev bridge fails with default VM offloads (ovs-vsctl set Open_vSwitch . other_config:userspace-tso-enable=true, then restart ovs-vswitchd)"
+}

@@ -177,3 +177,12 @@ func (d *ovsDB) AddPort(ctx context.Context, bridge, name string, ids map[string
 func (d *ovsDB) DeletePort(ctx context.Context, bridge, name string) error {
 	return d.c.DeletePort(ctx, bridge, name)
 }
+
+// OtherConfig returns Open_vSwitch other_config.
+func (d *ovsDB) OtherConfig(ctx context.Context) (map[string]string, error) {
+	root, err := d.c.Root(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return root.OtherConfig, nil
+}

@@ -15,11 +15,11 @@ import (
 
 // report is everything show and stats print.
 type report struct {
-	DB     string    `json:"db"`
-	Agent  agentInfo `json:"agent"`
-	Ports  []portRow `json:"ports"`
-	NoTSO  bool      `json:"userspace_tso_disabled,omitempty"`
-	bridge []controller.Bridge
+	DB      string    `json:"db"`
+	Agent   agentInfo `json:"agent"`
+	Ports   []portRow `json:"ports"`
+	Warning string    `json:"warning,omitempty"`
+	bridge  []controller.Bridge
 }
 
 type agentInfo struct {
@@ -44,6 +44,7 @@ func collect(ctx context.Context, d Deps, endpoint string) (report, error) {
 	}
 	r.bridge = bridges
 	r.Ports = rowsOf(bridges, "")
+	r.Warning = tsoWarning(ctx, db)
 	hb, _ := db.Heartbeat(ctx)
 	if age, ok := heartbeatAge(hb, d.Now()); ok {
 		r.Agent.Heartbeat = hb
@@ -106,6 +107,9 @@ func printShow(d Deps, r report) {
 	}
 	writeln(w, "OVSDB %s", r.DB)
 	writeln(w, "agent: %s", agent)
+	if r.Warning != "" {
+		writeln(w, "warning: %s", r.Warning)
+	}
 	for _, b := range r.bridge {
 		var ports []portRow
 		for _, p := range r.Ports {

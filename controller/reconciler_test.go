@@ -373,3 +373,47 @@ func TestRunReactsToChanges(t *testing.T) {
 		t.Fatalf("Ports() = %+v", got)
 	}
 }
+
+func TestBriefAbsenceRemovesNothing(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, tunnelPort(t, 2, "peer=10.0.0.2"))
+	if err := e.r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var saved controller.BridgePort
+	// A cache being refilled after a reconnect: the port is missing for one pass.
+	e.store.Update(func(bs *[]controller.Bridge) {
+		saved = (*bs)[0].Ports[2]
+		(*bs)[0].Ports = (*bs)[0].Ports[:2]
+	})
+	if err := e.r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.store.Update(func(bs *[]controller.Bridge) { (*bs)[0].Ports = append((*bs)[0].Ports, saved) })
+	for i := 0; i < 3; i++ {
+		if err := e.r.Reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.links.Deletes != 0 || e.udp.Removes != 0 || e.links.Creates != 1 {
+		t.Fatalf("a one-pass absence removed state: deletes %d removes %d creates %d", e.links.Deletes, e.udp.Removes, e.links.Creates)
+	}
+}
+
+func TestReady(t *testing.T) {
+	ctx := context.Background()
+	p := tunnelPort(t, 0, "peer=10.0.0.2")
+	e := newEnv(t, p)
+	if err := e.r.Reconcile(ctx); err != nil || e.r.Ready() {
+		t.Fatalf("ready with a pending port (err %v)", err)
+	}
+	e.store.Update(func(bs *[]controller.Bridge) { (*bs)[0].Ports[2].OFPort = 4 })
+	if err := e.r.Reconcile(ctx); err != nil || !e.r.Ready() {
+		t.Fatalf("not ready after convergence (err %v)", err)
+	}
+	e.store.Err = errors.New("down")
+	e.r.Reconcile(ctx)
+	if e.r.Ready() {
+		t.Fatal("ready without OVSDB")
+	}
+}
