@@ -15,6 +15,7 @@ func BenchmarkCopy64K(b *testing.B) {
 	dst := make([]byte, benchMsg)
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		copy(dst, src)
 	}
@@ -24,6 +25,7 @@ func BenchmarkChecksum64K(b *testing.B) {
 	src := randBytes(rand.New(rand.NewPCG(1, 1)), benchMsg)
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		_ = Checksum(src)
 	}
@@ -33,6 +35,7 @@ func BenchmarkChecksum1468(b *testing.B) {
 	src := randBytes(rand.New(rand.NewPCG(1, 1)), 1468)
 	b.SetBytes(1468)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		_ = Checksum(src)
 	}
@@ -49,6 +52,7 @@ func BenchmarkSegment64K(b *testing.B) {
 	var s Segmenter
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		_ = s.Reset(msg, 1468, Header{SrcPort: 50000, DstPort: VXLANPort, ID: 2})
 		for i := 0; ; i++ {
@@ -65,6 +69,7 @@ func BenchmarkSegmentHeaders64K(b *testing.B) {
 	var s Segmenter
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		_ = s.Reset(msg, 1468, Header{SrcPort: 50000, DstPort: VXLANPort, ID: 2})
 		for {
@@ -83,13 +88,15 @@ func benchReassemble(b *testing.B, order func(n int) []int) {
 	r := newTestReassembler(b, Config{})
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	id := uint32(0)
+	now := t0
 	for b.Loop() {
 		id += 2
 		for _, i := range idx {
-			p := pieces[i]
+			p := &pieces[i]
 			p.Key.ID = id
-			m, res := r.Add(t0, p)
+			m, res := r.AddPiece(now, p)
 			if res.Status == Completed {
 				r.Release(m)
 			} else if res.Status == Dropped {
@@ -136,6 +143,7 @@ func BenchmarkCopySegments64K(b *testing.B) {
 	dst := make([]byte, benchMsg)
 	b.SetBytes(benchMsg)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		off := 0
 		for _, p := range pieces {

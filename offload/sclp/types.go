@@ -19,6 +19,14 @@ type Key struct {
 	ID uint32
 }
 
+// same reports k == *o, comparing the most distinguishing fields first (faster than the
+// generated struct equality, which the reassembler runs on every piece).
+func (k *Key) same(o *Key) bool {
+	return k.ID == o.ID && k.SrcPort == o.SrcPort && k.DstPort == o.DstPort &&
+		k.OuterSrcPort == o.OuterSrcPort && k.OuterDstPort == o.OuterDstPort &&
+		k.Src == o.Src && k.Dst == o.Dst
+}
+
 // Piece is a segment, or a run of consecutive segments merged by a Coalescer, offered to the
 // Reassembler. Its payload covers message bytes [size-Remaining-len(Payload), size-Remaining)
 // of a message of size bytes; a first piece fixes size = len(Payload) + Remaining.
