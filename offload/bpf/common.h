@@ -34,6 +34,7 @@
 #define TX_BUF_SIZE 81920 /* >= SEG_HDR + MAX_MSG + MAX_MSS + pad */
 #define RX_MAX_PKT 16064  /* largest IPv4 packet the rx program copies to the ring */
 #define REC_HDR 16        /* ring-buffer record header (offload/bpf/record.go) */
+#define RING_SMALL_PKT 1504 /* packets up to this size are loaded straight into the ring */
 
 /* Ring-buffer record reasons (offload/bpf/record.go). */
 #define REASON_MULTI 1

@@ -69,10 +69,38 @@ static __always_inline int csum_ok(struct __sk_buff *skb, __u32 n)
 	return csum_fold(sum) == 0xffff;
 }
 
-/* to_ring hands the IPv4 packet (n bytes from the IPv4 header) to userspace. */
+static __always_inline void put_rec_hdr(__u32 *h, struct __sk_buff *skb, __u32 n, __u32 reason)
+{
+	h[0] = reason;
+	h[1] = n;
+	h[2] = skb->ifindex;
+	h[3] = RECF_CSUM_VERIFIED;
+}
+
+/* to_ring hands the IPv4 packet (n bytes from the IPv4 header) to userspace. Packets of a
+ * 1500-byte underlay are loaded straight into a fixed-size ring reservation (one copy);
+ * larger ones go through the per-CPU scratch and bpf_ringbuf_output (two copies), because
+ * a reservation's size must be a verifier constant. */
 static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st, __u32 n,
 				   __u32 reason)
 {
+	if (n >= 1 && n <= RING_SMALL_PKT) {
+		barrier_var(n);
+		__u8 *rec = bpf_ringbuf_reserve(&exceptions, REC_HDR + RING_SMALL_PKT, 0);
+		if (!rec) {
+			COUNT(st, ST_RX_RING_FULL);
+			return TC_ACT_SHOT;
+		}
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, rec + REC_HDR, n)) {
+			bpf_ringbuf_discard(rec, 0);
+			COUNT(st, ST_RX_DROP_ERROR);
+			return TC_ACT_SHOT;
+		}
+		put_rec_hdr((__u32 *)rec, skb, n, reason);
+		bpf_ringbuf_submit(rec, 0);
+		COUNT(st, reason == REASON_MULTI ? ST_RX_EXC_MULTI : ST_RX_EXC_LARGE);
+		return TC_ACT_SHOT;
+	}
 	__u32 zero = 0;
 	struct rx_scratch *r = bpf_map_lookup_elem(&rx_scratch, &zero);
 	if (!r) {
@@ -88,11 +116,7 @@ static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st,
 		COUNT(st, ST_RX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
-	__u32 *h = (__u32 *)r->buf;
-	h[0] = reason;
-	h[1] = n;
-	h[2] = skb->ifindex;
-	h[3] = RECF_CSUM_VERIFIED;
+	put_rec_hdr((__u32 *)r->buf, skb, n, reason);
 	if (bpf_ringbuf_output(&exceptions, r->buf, REC_HDR + n, 0)) {
 		COUNT(st, ST_RX_RING_FULL);
 		return TC_ACT_SHOT;
