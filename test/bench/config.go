@@ -41,6 +41,8 @@ type Config struct {
 	OutDir string
 	// MicroBenchtime is go test's -benchtime for the microbenchmarks ("" skips them).
 	MicroBenchtime string
+	// MicroLimit bounds each package's microbenchmarks (go test -timeout).
+	MicroLimit time.Duration
 	// Quick is true for BENCH_QUICK=1.
 	Quick bool
 }
@@ -54,7 +56,7 @@ var fullUDPSizes = []int{1024, 8192, 60000}
 // FullConfig is the default run (about 20 minutes).
 func FullConfig() Config {
 	c := Config{Models: AllModels(), Runs: 3, Duration: 3 * time.Second, OutDir: "bench-results",
-		MicroBenchtime: "1s"}
+		MicroBenchtime: "1s", MicroLimit: 4 * time.Minute}
 	for _, s := range fullSizes {
 		c.Points = append(c.Points, Point{TCP, 1, s})
 	}
@@ -70,7 +72,7 @@ func FullConfig() Config {
 // QuickConfig is BENCH_QUICK=1: a few points, one run of 3 s.
 func QuickConfig() Config {
 	c := Config{Models: AllModels(), Runs: 1, Duration: 3 * time.Second, OutDir: "bench-results",
-		MicroBenchtime: "200ms", Quick: true}
+		MicroBenchtime: "200ms", MicroLimit: 2 * time.Minute, Quick: true}
 	c.Points = []Point{{TCP, 1, 1024}, {TCP, 1, 65536}, {TCP, 4, 65536}, {UDP, 1, 1024}, {UDP, 1, 60000}}
 	return c
 }

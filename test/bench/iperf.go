@@ -13,7 +13,8 @@ type IperfResult struct {
 	// Gbps is the receiver's goodput: sum_received for TCP; for UDP the sender's rate minus
 	// the lost share (iperf3 3.12 reports UDP in "sum").
 	Gbps float64
-	// LossPct is the UDP loss the server reported (0 for TCP).
+	// LossPct is the UDP loss: the share of bytes sent that the server did not receive
+	// (iperf3's lost_percent when the byte counts are missing; 0 for TCP).
 	LossPct float64
 	// LocalCPU and RemoteCPU are the client's and the server's total CPU in percent of one
 	// core (iperf3's getrusage).
@@ -26,7 +27,11 @@ var ErrIperf = errors.New("iperf3 failed")
 type iperfJSON struct {
 	Error string `json:"error"`
 	End   struct {
+		SumSent *struct {
+			Bytes float64 `json:"bytes"`
+		} `json:"sum_sent"`
 		SumReceived *struct {
+			Bytes         float64 `json:"bytes"`
 			BitsPerSecond float64 `json:"bits_per_second"`
 		} `json:"sum_received"`
 		Sum *struct {
@@ -63,6 +68,12 @@ func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
 		r.LossPct = j.End.Sum.LostPercent
 		if j.End.SumReceived != nil && j.End.SumReceived.BitsPerSecond > 0 {
 			r.Gbps = j.End.SumReceived.BitsPerSecond / 1e9
+			// Bytes lost between the sending and the receiving socket. iperf3's own figure
+			// counts datagrams by sequence number and under-reports when almost nothing
+			// arrives (a 60 KB datagram dies with any one of its IP fragments).
+			if j.End.SumSent != nil && j.End.SumSent.Bytes > 0 {
+				r.LossPct = max(0, 100*(1-j.End.SumReceived.Bytes/j.End.SumSent.Bytes))
+			}
 		} else {
 			r.Gbps = j.End.Sum.BitsPerSecond / 1e9 * (1 - r.LossPct/100)
 		}

@@ -70,7 +70,7 @@ func run() int {
 		if goBin == "" {
 			goBin = "go"
 		}
-		rep.Micro = RunMicro(ctx, goBin, cfg.MicroBenchtime, ui)
+		rep.Micro = RunMicro(ctx, goBin, cfg.MicroBenchtime, cfg.MicroLimit, ui)
 	}
 	paths, err := WriteOutputs(rep)
 	for _, p := range paths {

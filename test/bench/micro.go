@@ -10,13 +10,14 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // MicroPackages are the packages whose Go benchmarks the harness runs (the BPF ones through
 // prog.Run). Netns throughput benchmarks (BenchmarkThroughput) are skipped: the harness
 // measures throughput itself.
-var MicroPackages = []string{"./offload/sclp", "./offload/bpf", "./offload/fallback", "./offload/udp", "./offload"}
+var MicroPackages = []string{"./offload/sclp", "./offload/bpf", "./offload/fallback", "./offload/udp"}
 
 // microSkip is go test's -skip for the microbenchmarks.
 const microSkip = "^BenchmarkThroughput"
@@ -60,9 +61,10 @@ func ParseBenchOutput(pkg string, out []byte) []MicroResult {
 	return res
 }
 
-// RunMicro runs go test -bench for each package with benchtime and returns every result; a
-// package that fails (or has no benchmark) gives a result with Err.
-func RunMicro(ctx context.Context, goBin, benchtime string, ui UI) []MicroResult {
+// RunMicro runs go test -bench for each package with benchtime (each package within limit)
+// and returns every result; a package that fails (or has no benchmark) gives a result with
+// Err.
+func RunMicro(ctx context.Context, goBin, benchtime string, limit time.Duration, ui UI) []MicroResult {
 	var all []MicroResult
 	bar := ui.bar(len(MicroPackages), "microbenchmarks")
 	for _, pkg := range MicroPackages {
@@ -70,9 +72,14 @@ func RunMicro(ctx context.Context, goBin, benchtime string, ui UI) []MicroResult
 			all = append(all, MicroResult{Package: pkg, Err: "interrupted"})
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		cctx, cancel := context.WithTimeout(ctx, limit+30*time.Second)
 		cmd := exec.CommandContext(cctx, goBin, "test", "-run", "^$", "-bench", ".", "-benchmem", "-count", "1",
-			"-benchtime", benchtime, "-skip", microSkip, pkg)
+			"-benchtime", benchtime, "-skip", microSkip, "-timeout", limit.String(), pkg)
+		// go test runs the test binary as its child: on timeout or Ctrl-C kill the whole
+		// process group we created, not just go.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = 5 * time.Second
 		out, err := cmd.CombinedOutput()
 		cancel()
 		res := ParseBenchOutput(pkg, out)

@@ -128,7 +128,7 @@ const tcpJSON = `{"start":{},"intervals":[],"end":{"streams":[],
 
 const udpJSON = `warning: UDP block size 60000 exceeds TCP MSS 1448, may result in fragmentation / drops
 {"start":{},"end":{"sum":{"bits_per_second":2531008448.6,"lost_percent":7.44,"packets":5280,"lost_packets":393},
- "sum_sent":{"bits_per_second":2531008448.6},"sum_received":{"bits_per_second":2341741571.4,"lost_percent":7.44},
+ "sum_sent":{"bytes":316800000,"bits_per_second":2531008448.6},"sum_received":{"bytes":293220000,"bits_per_second":2341741571.4,"lost_percent":7.44},
  "cpu_utilization_percent":{"host_total":30.6,"remote_total":7.7}}}`
 
 const udpOldJSON = `{"end":{"sum":{"bits_per_second":2e9,"lost_percent":25},"cpu_utilization_percent":{}}}`
@@ -139,8 +139,14 @@ func TestParseIperf(t *testing.T) {
 		t.Errorf("tcp: %+v %v", r, err)
 	}
 	r, err = ParseIperf([]byte(udpJSON), UDP)
-	if err != nil || math.Abs(r.Gbps-2.3417) > 1e-3 || r.LossPct != 7.44 {
+	if err != nil || math.Abs(r.Gbps-2.3417) > 1e-3 || math.Abs(r.LossPct-7.443) > 1e-3 {
 		t.Errorf("udp: %+v %v", r, err)
+	}
+	// Almost nothing arrived: the byte counts say so even when lost_percent does not.
+	r, err = ParseIperf([]byte(`{"end":{"sum":{"bits_per_second":1e9,"lost_percent":2.6},"sum_sent":{"bytes":1e9},
+		"sum_received":{"bytes":2e7,"bits_per_second":0.16e9}}}`), UDP)
+	if err != nil || math.Abs(r.LossPct-98) > 1e-9 || r.Gbps != 0.16 {
+		t.Errorf("udp, lost_percent under-reported: %+v %v", r, err)
 	}
 	r, err = ParseIperf([]byte(udpOldJSON), UDP)
 	if err != nil || r.Gbps != 1.5 || r.LossPct != 25 {
