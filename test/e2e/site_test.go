@@ -38,6 +38,12 @@ const vmMTU = 1438
 // VM j gets 192.168.100.(10*(i+1)+j)).
 func newSites(t *testing.T, n, vmsPer int) []*site {
 	t.Helper()
+	return newSitesMTU(t, n, vmsPer, vmMTU)
+}
+
+// newSitesMTU is newSites with VMs of the given MTU (both ends of their veth pairs).
+func newSitesMTU(t *testing.T, n, vmsPer, mtu int) []*site {
+	t.Helper()
 	testbed.RequireRoot(t)
 	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: n})
 	sites := make([]*site, n)
@@ -46,7 +52,7 @@ func newSites(t *testing.T, n, vmsPer int) []*site {
 		s.ovs.AddBridge(t, "br-int")
 		for j := 0; j < vmsPer; j++ {
 			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 100, byte(10*(i+1) + j)}), 24)
-			vm := testbed.NewVM(t, h.NS, testbed.VMOptions{Addr: addr, MTU: vmMTU})
+			vm := testbed.NewVM(t, h.NS, testbed.VMOptions{Addr: addr, MTU: mtu})
 			s.ovs.AddPort(t, "br-int", vm.HostDev)
 			s.vms = append(s.vms, vm)
 		}

@@ -147,6 +147,48 @@ func testRestarts(t *testing.T, mode string) {
 		t.Errorf("traffic not back within 2 s: %v", st)
 	}
 	mustPing(t, a.vms[0], b.vms[0].IP)
+
+	// ovsdb-server restart: traffic does not care; the agent reconnects, re-monitors and
+	// applies a change made after the restart.
+	stop = continuousPing(t, a.vms[0], b.vms[0], vsInterval)
+	a.ovs.RestartDB(t)
+	a.ovs.MustVsctl(t, "set", "Interface", "sclp0a000002", `external_ids:"sclp-ovs:mtu"=1400`)
+	waitFor(t, 10*time.Second, "the agent to apply an MTU change made after the restart", func() bool {
+		out, _ := a.Run("cat", "/sys/class/net/sclp0a000002/mtu")
+		return strings.TrimSpace(out) == "1400"
+	})
+	waitFor(t, 10*time.Second, "the port ready again", func() bool {
+		out, _ := a.ovs.Vsctl("get", "Interface", "sclp0a000002", `external_ids:"sclp-ovs:status"`)
+		return strings.Contains(out, "ready")
+	})
+	time.Sleep(500 * time.Millisecond)
+	st = stop()
+	t.Logf("ping across ovsdb-server restart and an MTU change: %v", st)
+	if st.Received == 0 || time.Duration(st.LongestLoss)*vsInterval > 2*time.Second {
+		t.Errorf("traffic disturbed by an ovsdb-server restart: %v", st)
+	}
+	mustPing(t, a.vms[0], b.vms[0].IP)
+}
+
+// TestJumboOverlay: a 9000-byte overlay MTU over the 1500-byte underlay (mtu= above the
+// underlay MTU): SCLP segments the frames, IP never fragments, and TCP arrives intact.
+func TestJumboOverlay(t *testing.T) {
+	for _, mode := range []string{"udp", "ip"} {
+		t.Run(mode, func(t *testing.T) {
+			sites := newSitesMTU(t, 2, 1, 9000)
+			for _, s := range sites {
+				s.modes = mode
+			}
+			connect(t, sites, "mode="+mode, "mtu=9000")
+			a, b := sites[0].vms[0], sites[1].vms[0]
+			reach(t, a, b.IP)
+			st, err := a.PingWith(b.IP, testbed.PingOptions{Count: 3, Size: 8972, DF: true, Interval: 100 * time.Millisecond, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatalf("8972-byte DF ping through a 1500-byte underlay: %v (%v)", err, st)
+			}
+			transfer(t, a, b, 16<<20)
+		})
+	}
 }
 
 // takeOver starts a second agent while the first runs; the new one carries every port and
