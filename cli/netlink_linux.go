@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 
@@ -176,10 +175,4 @@ func linkCounters(name string) map[string]uint64 {
 		"rx_packets": s.RxPackets, "rx_bytes": s.RxBytes, "rx_dropped": s.RxDropped,
 		"tx_packets": s.TxPackets, "tx_bytes": s.TxBytes, "tx_dropped": s.TxDropped,
 	}
-}
-
-// linkExists reports whether a device exists.
-func linkExists(name string) bool {
-	_, err := netlink.LinkByName(name)
-	return err == nil || !strings.Contains(err.Error(), "not found")
 }
