@@ -51,18 +51,20 @@ func benchSecs() int {
 // offloads on, one TCP stream, 64 KB writes): no encapsulation (host to host), kernel VXLAN
 // (a vxlan device moved into each VM namespace) and native SCLP (tc-BPF + userspace
 // fallback). It reports Gbit/s of each and the SCLP/VXLAN ratio, plus the BPF run time per
-// segment while SCLP runs. SCLP_BENCH_SECS sets the iperf3 duration (default 5).
+// segment while SCLP runs. SCLP_BENCH_SECS sets the iperf3 duration (default 5);
+// SCLP_BENCH_ONLY=sclp runs only the SCLP case (for profiling with perf).
 func BenchmarkThroughputNative(b *testing.B) {
 	testbed.RequireRoot(b)
 	secs := benchSecs()
 	var plain, vxlan, native float64
 	var txNs, rxNs float64
+	only := os.Getenv("SCLP_BENCH_ONLY") // "sclp": skip the baselines (for profiling)
 	for range b.N {
-		{
+		if only != "sclp" {
 			hosts := testbed.NewHosts(b, testbed.HostsOptions{Prefix: "tp"})
 			plain = iperf(b, hosts[0].NS, hosts[1].NS, hosts[1].IP, secs)
 		}
-		{
+		if only != "sclp" {
 			hosts := testbed.NewHosts(b, testbed.HostsOptions{Prefix: "tv"})
 			var vms []*testbed.NS
 			for i, h := range hosts {
