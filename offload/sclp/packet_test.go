@@ -185,3 +185,24 @@ func TestIDGenerator(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestParsePartialUDPChecksum: a capture of a packet whose UDP checksum was left to offload
+// shows the folded pseudo-header sum; only AcceptPartial lets it pass, and says so.
+func TestParsePartialUDPChecksum(t *testing.T) {
+	o := PacketOptions{NoEthernet: true, Src: outerA, Dst: outerB, UDPDstPort: 4795}
+	pkt, _ := AppendPacket(nil, o, Header{ID: 2, First: true}, []byte("payload"))
+	udpLen := len(pkt) - IPv4HeaderLen
+	partial := Fold(pseudoSum(outerA, outerB, protoUDP, udpLen))
+	pkt[IPv4HeaderLen+6], pkt[IPv4HeaderLen+7] = byte(partial>>8), byte(partial)
+	if _, err := ParsePacket(pkt, ParseOptions{UDPPort: 4795, Verify: true}); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("partial checksum verified: %v", err)
+	}
+	p, err := ParsePacket(pkt, ParseOptions{UDPPort: 4795, Verify: true, AcceptPartial: true})
+	if err != nil || !p.PartialChecksum {
+		t.Fatalf("AcceptPartial: %v %v", err, p.PartialChecksum)
+	}
+	pkt[IPv4HeaderLen+7]++
+	if _, err := ParsePacket(pkt, ParseOptions{UDPPort: 4795, Verify: true, AcceptPartial: true}); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("wrong checksum accepted: %v", err)
+	}
+}

@@ -16,6 +16,10 @@ type Packet struct {
 	Header Header
 	// Payload is the SCLP payload: a sub-slice of the parsed buffer.
 	Payload []byte
+	// PartialChecksum is set in UDP mode when the UDP checksum field holds only the
+	// pseudo-header sum (a packet captured before checksum offload completed it) and
+	// ParseOptions.AcceptPartial let it pass unverified.
+	PartialChecksum bool
 }
 
 // Key returns the reassembly key of the packet.
@@ -41,6 +45,10 @@ type ParseOptions struct {
 	// Verify checks the IPv4 header checksum and the SCLP checksum (native mode) or the UDP
 	// checksum when non-zero (UDP mode, where the SCLP checksum is not used).
 	Verify bool
+	// AcceptPartial accepts, unverified, a UDP checksum field that holds exactly the folded
+	// pseudo-header sum: what a capture shows for a packet whose checksum a NIC (or veth,
+	// which never finalises it) was left to compute. For capture analysis only.
+	AcceptPartial bool
 }
 
 // ParseFrame parses an Ethernet frame (up to two VLAN tags) carrying an SCLP segment; see
@@ -172,8 +180,16 @@ func parseUDP(p Packet, l4 []byte, o ParseOptions) (Packet, error) {
 	}
 	p.Payload = l4[UDPHeaderLen+HeaderLen:]
 	csum := binary.BigEndian.Uint16(l4[6:])
-	if o.Verify && csum != 0 && Fold(Sum(l4, pseudoSum(p.Src, p.Dst, protoUDP, ulen))) != 0xFFFF {
-		return p, fmt.Errorf("parse udp: checksum %#04x: %w", csum, ErrChecksum)
+	if !o.Verify || csum == 0 {
+		return p, nil
 	}
-	return p, nil
+	pseudo := pseudoSum(p.Src, p.Dst, protoUDP, ulen)
+	if Fold(Sum(l4, pseudo)) == 0xFFFF {
+		return p, nil
+	}
+	if o.AcceptPartial && csum == Fold(pseudo) {
+		p.PartialChecksum = true
+		return p, nil
+	}
+	return p, fmt.Errorf("parse udp: checksum %#04x: %w", csum, ErrChecksum)
 }

@@ -117,7 +117,7 @@ func (st *run) packet(p pcapfile.Packet) {
 		return
 	}
 	st.r.Expire(st.nowTime)
-	pkt, err := sclp.ParsePacket(ip, sclp.ParseOptions{UDPPort: st.o.UDPPort, Verify: true})
+	pkt, err := sclp.ParsePacket(ip, sclp.ParseOptions{UDPPort: st.o.UDPPort, Verify: true, AcceptPartial: true})
 	csumOK := err == nil
 	if errors.Is(err, sclp.ErrChecksum) && !pkt.Src.IsValid() { // IPv4 header checksum
 		pkt, err = sclp.ParsePacket(ip, sclp.ParseOptions{UDPPort: st.o.UDPPort})
@@ -148,6 +148,7 @@ func (st *run) segment(p sclp.Packet, csumOK bool) {
 		SrcPort: p.Header.SrcPort, DstPort: p.Header.DstPort, ID: p.Header.ID,
 		First: p.Header.First, Remaining: int(p.Header.Remaining), Len: len(p.Payload),
 		ChecksumOK: csumOK, UDPSrcPort: p.OuterSrcPort, UDPDstPort: p.OuterDstPort,
+		ChecksumPartial: p.PartialChecksum,
 	})
 }
 

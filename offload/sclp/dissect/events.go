@@ -22,6 +22,9 @@ type Segment struct {
 	// UDPSrcPort and UDPDstPort are the outer UDP ports of SCLP in UDP (absent natively).
 	UDPSrcPort uint16 `json:"udp_sport,omitempty"`
 	UDPDstPort uint16 `json:"udp_dport,omitempty"`
+	// ChecksumPartial is set for a UDP-mode segment whose UDP checksum was left to offload
+	// (the capture shows only the pseudo-header sum): its bytes could not be verified.
+	ChecksumPartial bool `json:"checksum_partial,omitempty"`
 }
 
 // Message reports one completely reassembled message.
