@@ -4,6 +4,7 @@ package observability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
@@ -111,7 +113,16 @@ func TestPrometheusScrapesTunnel(t *testing.T) {
 // counters and the userspace fallback, with the kernel and userspace delivery paths.
 func TestPrometheusScrapesIPMode(t *testing.T) {
 	testbed.RequireRoot(t)
-	observe(t, newIPTunnel(t))
+	tn := newIPTunnel(t)
+	// The liveness check asks the kernel: it fails for a device without the programs.
+	h := tn.hosts[0]
+	bogus := metrics.AttachedCheck(func() []offload.PortSpec {
+		return []offload.PortSpec{{Name: "bogus", PeerName: "lo", Device: h.Underlay}}
+	}, h.Do)
+	if err := bogus.Fn(context.Background()); !errors.Is(err, metrics.ErrNotAttached) {
+		t.Fatalf("programs_attached on lo: %v, want ErrNotAttached", err)
+	}
+	observe(t, tn)
 }
 
 // observe starts the endpoints and prometheus, sends known traffic and checks everything.

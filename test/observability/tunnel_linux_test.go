@@ -37,6 +37,8 @@ type tunnel struct {
 	sources []metrics.DatapathSource
 	ensure  []func(ctx context.Context) error
 	truth   func() map[string]float64
+	// live are extra /healthz checks per host (mode=ip: programs attached).
+	live [][]metrics.Check
 }
 
 // newHostsAndVMs builds the hosts and VMs. IPv6 is off in the VMs and hosts so that the only
@@ -126,6 +128,7 @@ func newIPTunnel(t *testing.T) *tunnel {
 		mgrs = append(mgrs, m)
 		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe})
 		tn.ensure = append(tn.ensure, func(ctx context.Context) error { return m.EnsurePort(ctx, spec) })
+		tn.live = append(tn.live, []metrics.Check{metrics.AttachedCheck(m.Ports, h.Do)})
 	}
 	tn.truth = func() map[string]float64 {
 		s0, err0 := mgrs[0].Stats()
@@ -219,6 +222,10 @@ func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	src := tn.sources[i]
+	var live []metrics.Check
+	if i < len(tn.live) {
+		live = tn.live[i]
+	}
 	err := mon.Do(func() error { // the listening socket lives in mon's loopback
 		srv, _, err := metrics.StartAgent(ctx, metrics.AgentOptions{Addr: addr, Version: "observability-test",
 			Datapaths: map[offload.Mode]metrics.DatapathSource{tn.mode: src},
@@ -229,10 +236,10 @@ func startAgent(t *testing.T, tn *tunnel, i int, mon *testbed.NS, addr string) *
 				}
 				return st // no OVSDB or OpenFlow in this test: reported as disconnected
 			}),
-			Live: []metrics.Check{{Name: "datapath", Fn: func(context.Context) error {
+			Live: append([]metrics.Check{{Name: "datapath", Fn: func(context.Context) error {
 				_, err := src.DatapathStats()
 				return err
-			}}},
+			}}}, live...),
 			Ready: []metrics.Check{{Name: "converged", Fn: func(context.Context) error {
 				if !a.ready.Load() {
 					return metrics.ErrNotConverged
