@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
@@ -39,6 +41,8 @@ type bedOptions struct {
 	VMOffloads bool
 	// Fallback runs offload/fallback (ring reader, reassembly, GSO injection) on each host.
 	Fallback bool
+	// NoCsumFix loads the tx program with its checksum fix switched off (negative control).
+	NoCsumFix bool
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -69,7 +73,13 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		b.vms = append(b.vms, vm)
 		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-test-"+h.Name)
 		t.Cleanup(func() { os.RemoveAll(root) })
-		b.opts = append(b.opts, ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22})
+		mo := ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22}
+		if o.NoCsumFix {
+			mo.specHook = func(s *ebpf.CollectionSpec) error {
+				return s.Variables[bpf.VarNoCsumFix].Set(uint32(1))
+			}
+		}
+		b.opts = append(b.opts, mo)
 		b.specs = append(b.specs, PortSpec{
 			Name: "tun" + strconv.Itoa(i), PeerName: vm.HostDev, Peer: b.hosts[1-i].IP, Local: h.IP,
 			Device: h.Underlay, VNI: bedVNI, Mode: ModeIP, MTU: bedInnerMTU,

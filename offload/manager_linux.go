@@ -81,6 +81,11 @@ func (m *Manager) load() (*ebpf.Collection, error) {
 		return nil, err
 	}
 	spec.Maps[bpf.MapExceptions].MaxEntries = m.opts.RingSize
+	if m.opts.specHook != nil {
+		if err := m.opts.specHook(spec); err != nil {
+			return nil, err
+		}
+	}
 	mapDir := filepath.Join(m.opts.PinRoot, "maps")
 	copts := ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: mapDir}}
 	coll, err := ebpf.NewCollectionWithOptions(spec, copts)

@@ -1,6 +1,10 @@
 package offload
 
-import "time"
+import (
+	"time"
+
+	"github.com/cilium/ebpf"
+)
 
 // DefaultPinRoot is where the native datapath pins its maps and links.
 const DefaultPinRoot = "/sys/fs/bpf/sclp-ovs"
@@ -31,6 +35,9 @@ type ManagerOptions struct {
 	// version (traffic stops until the ports are ensured again) instead of failing with
 	// ErrIncompatible.
 	ReplaceIncompatible bool
+
+	// specHook, for tests in this package, edits the collection spec before loading.
+	specHook func(*ebpf.CollectionSpec) error
 }
 
 func (o *ManagerOptions) defaults() {

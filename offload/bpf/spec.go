@@ -15,8 +15,10 @@ const (
 	MapExceptions = "exceptions"
 	MapTxScratch  = "tx_scratch"
 	MapPortMeta   = "port_meta"
-	ProgTx        = "sclp_tx"
-	ProgRx        = "sclp_rx"
+	// VarNoCsumFix is the test-only load-time switch that disables the tx checksum fix.
+	VarNoCsumFix = "cfg_no_csum_fix"
+	ProgTx       = "sclp_tx"
+	ProgRx       = "sclp_rx"
 )
 
 // TX port flags (tx_port.flags).
