@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
@@ -26,7 +29,10 @@ type ipDatapath struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	pins string
+
 	mu   sync.Mutex
+	spec map[string]offload.PortSpec
 	inj  map[string]*fallback.Injector
 	keys map[string]fallback.PortKey
 	mtu  map[string]int
@@ -77,7 +83,7 @@ func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, erro
 		return nil, fmt.Errorf("exceptions ring: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}),
+	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}), pins: cfg.PinPath, spec: map[string]offload.PortSpec{},
 		inj: map[string]*fallback.Injector{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
 	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
 	go func() {
@@ -95,6 +101,7 @@ func (d *ipDatapath) EnsurePort(ctx context.Context, spec offload.PortSpec) erro
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.spec[spec.Name] = spec
 	key := fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}
 	if in, ok := d.inj[spec.Name]; ok && d.keys[spec.Name] == key && d.mtu[spec.Name] == spec.MTU && in.Interface() == spec.PeerName {
 		return nil
@@ -124,6 +131,7 @@ func (d *ipDatapath) dropLocked(name string) {
 func (d *ipDatapath) RemovePort(ctx context.Context, name string) error {
 	d.mu.Lock()
 	d.dropLocked(name)
+	delete(d.spec, name)
 	d.mu.Unlock()
 	return d.m.RemovePort(ctx, name)
 }
@@ -149,7 +157,10 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		return nil, err
 	}
 	f := d.pipe.Stats()
-	return map[string]uint64{
+	d.mu.Lock()
+	spec := d.spec[name]
+	d.mu.Unlock()
+	out := map[string]uint64{
 		"host_tx_messages": s.TxMessages, "host_tx_segments": s.TxSegments, "host_tx_bytes": s.TxBytes,
 		"host_tx_drops":    s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
 		"host_rx_segments": s.RxSegments, "host_rx_bytes": s.RxBytes, "host_rx_fast": s.RxFast,
@@ -157,5 +168,30 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		"host_rx_drops": s.RxDropShort + s.RxDropEmpty + s.RxDropBadIP + s.RxDropBadPort + s.RxDropUnknownPeer +
 			s.RxDropBadRemaining + s.RxDropBadChecksum + s.RxDropBadVXLAN + s.RxDropUnknownVNI,
 		"host_fallback_injected_frames": f.InjectedFrames, "host_fallback_inject_errors": f.InjectErrors,
-	}, nil
+	}
+	// The ids of the programs attached for this port (tx on the datapath-side veth, rx on
+	// the underlay), from the pinned TCX links.
+	for kind, dev := range map[string]string{"tx": spec.PeerName, "rx": spec.Device} {
+		if id, ok := d.progID(kind, dev); ok {
+			out[kind+"_prog_id"] = id
+		}
+	}
+	return out, nil
+}
+
+func (d *ipDatapath) progID(kind, dev string) (uint64, bool) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return 0, false
+	}
+	l, err := link.LoadPinnedLink(filepath.Join(d.pins, "links", fmt.Sprintf("%s-%d", kind, ifi.Index)), nil)
+	if err != nil {
+		return 0, false
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return 0, false
+	}
+	return uint64(info.Program), true
 }

@@ -90,7 +90,7 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("owned flows: %v\n%s", err, flows)
 	}
 	show := s.mustSclp(t, "show")
-	for _, want := range []string{"agent: running", "Port sclp0a000002", "ready", "peer 10.0.0.2"} {
+	for _, want := range []string{"agent: running", "Port sclp0a000002", "ready", "peer 10.0.0.2", "tx_frames="} {
 		if !strings.Contains(show, want) {
 			t.Errorf("show lacks %q:\n%s", want, show)
 		}

@@ -44,7 +44,12 @@ func TestTwoHosts(t *testing.T) {
 			transfer(t, b.vms[1], a.vms[1], 16<<20)
 			// Local traffic stays local: VMs on the same host still talk.
 			mustPing(t, a.vms[0], a.vms[1].IP)
-			t.Log(a.mustSclp(t, "show"))
+			show := a.mustSclp(t, "show")
+			t.Log(show)
+			want := map[string]string{"udp": "tx_segments=", "ip": "tx_prog_id="}[mode]
+			if !strings.Contains(show, want) {
+				t.Errorf("show lacks the datapath's %q", want)
+			}
 		})
 	}
 }
