@@ -27,10 +27,7 @@ import (
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
 
-const (
-	bedVNI      = 4100
-	bedInnerMTU = 1446 // 1500 - 54
-)
+const bedVNI = 4100
 
 // bedOptions shape a two-host native (mode=ip) testbed without OVS.
 type bedOptions struct {
@@ -43,6 +40,8 @@ type bedOptions struct {
 	Fallback bool
 	// NoCsumFix loads the tx program with its checksum fix switched off (negative control).
 	NoCsumFix bool
+	// MTU of the underlay (default 1500); the VMs get MTU - 54.
+	MTU int
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -55,16 +54,22 @@ type nativeBed struct {
 	specs []PortSpec
 	mu    sync.Mutex
 	mgrs  []*Manager
+	// innerMTU is the VMs' (and tunnel ports') MTU.
+	innerMTU int
 }
 
 func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 	t.Helper()
 	testbed.RequireRoot(t)
 	b := &nativeBed{t: t}
-	b.hosts = testbed.NewHosts(t, testbed.HostsOptions{TxChecksumOff: o.TxChecksumOff})
+	if o.MTU == 0 {
+		o.MTU = 1500
+	}
+	b.innerMTU = o.MTU - 54
+	b.hosts = testbed.NewHosts(t, testbed.HostsOptions{TxChecksumOff: o.TxChecksumOff, MTU: o.MTU})
 	for i, h := range b.hosts {
 		vm := testbed.NewVM(t, h.NS, testbed.VMOptions{
-			Addr: netip.MustParsePrefix(fmt.Sprintf("192.168.77.%d/24", i+1)), MTU: bedInnerMTU,
+			Addr: netip.MustParsePrefix(fmt.Sprintf("192.168.77.%d/24", i+1)), MTU: b.innerMTU,
 		})
 		if !o.VMOffloads {
 			vm.RealFrames(t, vm.Dev)
@@ -82,7 +87,7 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		b.opts = append(b.opts, mo)
 		b.specs = append(b.specs, PortSpec{
 			Name: "tun" + strconv.Itoa(i), PeerName: vm.HostDev, Peer: b.hosts[1-i].IP, Local: h.IP,
-			Device: h.Underlay, VNI: bedVNI, Mode: ModeIP, MTU: bedInnerMTU,
+			Device: h.Underlay, VNI: bedVNI, Mode: ModeIP, MTU: b.innerMTU,
 		})
 		m, err := NewManager(b.opts[i])
 		if err != nil {
@@ -119,7 +124,7 @@ func (b *nativeBed) startFallback(i int) {
 	var inj *fallback.Injector
 	if err := b.hosts[i].Do(func() error {
 		var err error
-		inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: b.vms[i].HostDev, MTU: bedInnerMTU})
+		inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: b.vms[i].HostDev, MTU: b.innerMTU})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -10,11 +10,13 @@ import (
 
 // checkWire asserts that host 1's underlay received protocol-234 segments only as real
 // frames of at most 1514 bytes (1500-byte IP packets).
-func checkWire(t *testing.T, w *wireCapture) {
+func checkWire(t *testing.T, w *wireCapture) { checkWireMTU(t, w, 1500) }
+
+func checkWireMTU(t *testing.T, w *wireCapture, mtu int) {
 	t.Helper()
 	n, maxLen := w.counts()
-	if n == 0 || maxLen > 1514 {
-		t.Fatalf("wire: %d SCLP frames, largest %d bytes (want >0, <= 1514)", n, maxLen)
+	if n == 0 || maxLen > mtu+14 {
+		t.Fatalf("wire: %d SCLP frames, largest %d bytes (want >0, <= %d)", n, maxLen, mtu+14)
 	}
 	t.Logf("wire: %d SCLP frames, largest %d bytes", n, maxLen)
 }
@@ -29,7 +31,7 @@ func TestNativePingTCPUDP(t *testing.T) {
 			b := newNativeBed(t, bedOptions{TxChecksumOff: txOff})
 			w := b.capture(1)
 			before := b.stats(1)
-			for _, size := range []int{56, 1000, bedInnerMTU - 28} {
+			for _, size := range []int{56, 1000, b.innerMTU - 28} {
 				st, err := b.vms[0].PingWith(b.vms[1].IP, testbed.PingOptions{Count: 5, Interval: 20 * time.Millisecond, Size: size, DF: true})
 				if err != nil {
 					t.Fatalf("ping size %d: %v (%v)", size, err, st)
@@ -190,5 +192,24 @@ func TestNativeChecksumTrapIsReal(t *testing.T) {
 	t.Logf("without the fix: %d of 50 datagrams arrived; receiver %+v", got, d)
 	if d.RxDropBadChecksum == 0 || got == 50 {
 		t.Fatalf("the checksum trap did not show: %d of 50 arrived, %d bad checksums", got, d.RxDropBadChecksum)
+	}
+}
+
+// TestNativeJumboUnderlay: a 9000-byte underlay (MSS 8968, inner MTU 8946): frames up to
+// 8960 bytes take the fast path in one segment, 64 KB TSO frames go through the fallback.
+func TestNativeJumboUnderlay(t *testing.T) {
+	b := newNativeBed(t, bedOptions{MTU: 9000, VMOffloads: true, Fallback: true})
+	w := b.capture(1)
+	if st, err := b.vms[0].PingWith(b.vms[1].IP, testbed.PingOptions{Count: 3, Interval: 20 * time.Millisecond, Size: b.innerMTU - 28, DF: true}); err != nil {
+		t.Fatalf("ping %d: %v (%v)", b.innerMTU-28, err, st)
+	}
+	before := b.stats(1)
+	b.tcpTransfer(16<<20, 3)
+	checkWireMTU(t, w, 9000)
+	_, maxLen := w.counts()
+	d := b.stats(1).Sub(before)
+	t.Logf("largest wire frame %d; receiver %+v", maxLen, d)
+	if maxLen <= 1514 || d.RxExcMulti == 0 || d.RxDropBadChecksum != 0 {
+		t.Fatalf("jumbo underlay not used as expected: largest %d, %+v", maxLen, d)
 	}
 }
