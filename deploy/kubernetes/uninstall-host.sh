@@ -2,7 +2,7 @@
 # Remove what sclp-ovs left on one host, after `kubectl delete -k deploy/kubernetes` (an agent
 # stopping leaves its ports, veths, flows and pinned programs in place on purpose, so that the
 # next agent adopts them without dropping traffic). Run it as root on each host, for example:
-#   kubectl debug node/NODE -it --profile=sysadmin --image=ghcr.io/sclp-ovs/sclp-ovs:latest \
+#   kubectl debug node/NODE -i --profile=sysadmin --image=debian:12-slim \
 #     -- chroot /host sh -s < deploy/kubernetes/uninstall-host.sh
 # It removes only what carries an sclp-ovs mark:
 #   - OVS ports whose Interface has external_ids sclp-ovs:owner=sclp-ovs (mesh ports made by
