@@ -2,12 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
-
-	"github.com/ovn-org/libovsdb/model"
-	"github.com/ovn-org/libovsdb/ovsdb"
+	"strconv"
+	"strings"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/ovs"
@@ -18,9 +15,6 @@ type ovsDB struct {
 	c       *ovs.Client
 	changes <-chan struct{}
 	cancel  func()
-
-	mu        sync.Mutex
-	protected map[string]bool // ports this process has made protected
 }
 
 func openRealDB(ctx context.Context, endpoint string) (DB, error) {
@@ -29,14 +23,14 @@ func openRealDB(ctx context.Context, endpoint string) (DB, error) {
 		return nil, err
 	}
 	ch, cancel := c.Subscribe()
-	return &ovsDB{c: c, changes: ch, cancel: cancel, protected: map[string]bool{}}, nil
+	return &ovsDB{c: c, changes: ch, cancel: cancel}, nil
 }
 
 func (d *ovsDB) Close() { d.cancel(); d.c.Close() }
 
 func (d *ovsDB) Changes() <-chan struct{} { return d.changes }
 
-// Bridges reads bridges and their interfaces from the cache. It fails while the connection
+// Bridges reads bridges, ports and interfaces from the cache. It fails while the connection
 // is down, so that the reconciler never acts on a cache being refilled.
 func (d *ovsDB) Bridges(ctx context.Context) ([]controller.Bridge, error) {
 	if !d.c.Connected() {
@@ -50,8 +44,6 @@ func (d *ovsDB) Bridges(ctx context.Context) ([]controller.Bridge, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	out := make([]controller.Bridge, 0, len(brs))
 	idx := map[string]int{}
 	for _, b := range brs {
@@ -63,7 +55,7 @@ func (d *ovsDB) Bridges(ctx context.Context) ([]controller.Bridge, error) {
 		if !ok {
 			continue
 		}
-		p := controller.BridgePort{Name: i.Port, ExternalIDs: i.ExternalIDs, Protected: d.protected[i.Port]}
+		p := controller.BridgePort{Name: i.Port, ExternalIDs: i.ExternalIDs}
 		if p.ExternalIDs == nil {
 			p.ExternalIDs = map[string]string{}
 		}
@@ -72,6 +64,11 @@ func (d *ovsDB) Bridges(ctx context.Context) ([]controller.Bridge, error) {
 		}
 		if i.Error != nil {
 			p.Error = *i.Error
+		}
+		if controller.Owned(p.ExternalIDs) {
+			if port, err := d.c.Port(ctx, i.Port); err == nil {
+				p.Protected = port.Protected
+			}
 		}
 		out[k].Ports = append(out[k].Ports, p)
 	}
@@ -88,49 +85,16 @@ func (d *ovsDB) SetStatus(ctx context.Context, iface, status string) error {
 	return d.c.SetInterfaceExternalIDs(ctx, iface, map[string]string{controller.KeyStatus: status})
 }
 
-// SetProtected sets Port.protected (a column the ovs models do not carry, so a raw update).
-// Its value is not in the cache; the adapter remembers what it set, so a later agent sets it
-// once more (a no-op) and never again.
 func (d *ovsDB) SetProtected(ctx context.Context, port string, on bool) error {
-	op := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: ovs.TablePort,
-		Where: []ovsdb.Condition{ovsdb.NewCondition("name", ovsdb.ConditionEqual, port)},
-		Row:   ovsdb.Row{"protected": on}}
-	if err := d.transact(ctx, "set protected on port "+port, op); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.protected[port] = on
-	d.mu.Unlock()
-	return nil
-}
-
-func (d *ovsDB) transact(ctx context.Context, what string, ops ...ovsdb.Operation) error {
-	res, err := d.c.Raw().Transact(ctx, ops...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if opErrs, err := ovsdb.CheckOperationResults(res, ops); err != nil {
-		return fmt.Errorf("%s: %w: %v", what, err, opErrs)
-	}
-	return nil
+	return d.c.SetPortProtected(ctx, port, on)
 }
 
 // SetHeartbeat replaces (or removes) the heartbeat key in Open_vSwitch external_ids.
 func (d *ovsDB) SetHeartbeat(ctx context.Context, value string) error {
-	root, err := d.c.Root(ctx)
-	if err != nil {
-		return err
+	if value == "" {
+		return d.c.SetRootExternalIDs(ctx, nil, controller.KeyHeartbeat)
 	}
-	where := []ovsdb.Condition{ovsdb.NewCondition("_uuid", ovsdb.ConditionEqual, ovsdb.UUID{GoUUID: root.UUID})}
-	ops := []ovsdb.Operation{{Op: ovsdb.OperationMutate, Table: ovs.TableOpenvSwitch, Where: where,
-		Mutations: []ovsdb.Mutation{*ovsdb.NewMutation("external_ids", ovsdb.MutateOperationDelete,
-			ovsdb.OvsSet{GoSet: []any{controller.KeyHeartbeat}})}}}
-	if value != "" {
-		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: ovs.TableOpenvSwitch, Where: where,
-			Mutations: []ovsdb.Mutation{*ovsdb.NewMutation("external_ids", ovsdb.MutateOperationInsert,
-				ovsdb.OvsMap{GoMap: map[any]any{controller.KeyHeartbeat: value}})}})
-	}
-	return d.transact(ctx, "write agent heartbeat", ops...)
+	return d.c.SetRootExternalIDs(ctx, map[string]string{controller.KeyHeartbeat: value})
 }
 
 func (d *ovsDB) Heartbeat(ctx context.Context) (string, error) {
@@ -141,43 +105,6 @@ func (d *ovsDB) Heartbeat(ctx context.Context) (string, error) {
 	return root.ExternalIDs[controller.KeyHeartbeat], nil
 }
 
-// AddPort inserts the Interface and the (protected) Port and attaches the port to the bridge,
-// in one transaction.
-func (d *ovsDB) AddPort(ctx context.Context, bridge, name string, ids map[string]string) error {
-	iface := &ovs.Interface{UUID: "new_iface", Name: name, ExternalIDs: ids}
-	port := &ovs.Port{UUID: "new_port", Name: name, Interfaces: []string{"new_iface"}}
-	ops, err := d.c.Raw().Create(iface, port)
-	if err != nil {
-		return err
-	}
-	for i := range ops {
-		if ops[i].Table == ovs.TablePort {
-			ops[i].Row["protected"] = true
-		}
-	}
-	br := &ovs.Bridge{Name: bridge}
-	mut, err := d.c.Raw().Where(br).Mutate(br, model.Mutation{Field: &br.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{"new_port"}})
-	if err != nil {
-		return err
-	}
-	ops = append(ops, mut...)
-	res, err := d.c.Raw().Transact(ctx, ops...)
-	if err != nil {
-		return err
-	}
-	if _, err := ovsdb.CheckOperationResults(res, ops); err != nil {
-		return err
-	}
-	if res[len(ops)-1].Count == 0 {
-		return errors.New("the bridge disappeared meanwhile")
-	}
-	return nil
-}
-
-func (d *ovsDB) DeletePort(ctx context.Context, bridge, name string) error {
-	return d.c.DeletePort(ctx, bridge, name)
-}
-
 // OtherConfig returns Open_vSwitch other_config.
 func (d *ovsDB) OtherConfig(ctx context.Context) (map[string]string, error) {
 	root, err := d.c.Root(ctx)
@@ -185,4 +112,78 @@ func (d *ovsDB) OtherConfig(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	return root.OtherConfig, nil
+}
+
+// AddPort inserts the Interface (type system: a veth end) and the protected Port and attaches
+// the port to the bridge, in one transaction.
+func (d *ovsDB) AddPort(ctx context.Context, bridge, name string, ids map[string]string) error {
+	return d.c.AddPort(ctx, ovs.PortOptions{Bridge: bridge, Name: name, ExternalIDs: ids, Protected: true})
+}
+
+func (d *ovsDB) DeletePort(ctx context.Context, bridge, name string) error {
+	return d.c.DeletePort(ctx, bridge, name)
+}
+
+// ofFlows implements controller.Flows with the ovs package's OpenFlow client
+// (go-openvswitch over ovs-ofctl; one --bundle per replacement).
+type ofFlows struct{ of *ovs.OpenFlow }
+
+func newOFFlows(runDir string) (*ofFlows, error) {
+	of, err := ovs.NewOpenFlow(ovs.OpenFlowOptions{RunDir: runDir, Cookie: controller.CookieBase, CookieMask: controller.CookieMask})
+	if err != nil {
+		return nil, err
+	}
+	return &ofFlows{of: of}, nil
+}
+
+func (f *ofFlows) check(cookie, mask uint64) error {
+	if c, m := f.of.Cookie(); c != cookie || m != mask {
+		return fmt.Errorf("openflow client owns cookie %#x/%#x, asked for %#x/%#x", c, m, cookie, mask)
+	}
+	return nil
+}
+
+func (f *ofFlows) Cookies(ctx context.Context, bridge string, cookie, mask uint64) ([]uint64, error) {
+	if err := f.check(cookie, mask); err != nil {
+		return nil, err
+	}
+	out, err := f.of.DumpFlowsRaw(bridge)
+	if err != nil {
+		return nil, err
+	}
+	return parseCookies(out)
+}
+
+func (f *ofFlows) Replace(ctx context.Context, bridge string, cookie, mask uint64, flows []controller.Flow) error {
+	if err := f.check(cookie, mask); err != nil {
+		return err
+	}
+	raw := make([]ovs.RawFlow, len(flows))
+	for i, fl := range flows {
+		text := "table=" + strconv.Itoa(fl.Table) + ",priority=" + strconv.Itoa(fl.Priority)
+		if fl.Match != "" {
+			text += "," + fl.Match
+		}
+		raw[i] = ovs.RawFlow{Cookie: fl.Cookie &^ mask, Text: text + ",actions=" + fl.Actions}
+	}
+	return f.of.ReplaceRawFlows(bridge, raw...)
+}
+
+// parseCookies extracts the cookie of every flow line of an ovs-ofctl dump.
+func parseCookies(out string) ([]uint64, error) {
+	var cookies []uint64
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		v, ok := strings.CutPrefix(line, "cookie=")
+		if !ok {
+			continue
+		}
+		v, _, _ = strings.Cut(v, ",")
+		c, err := strconv.ParseUint(strings.TrimSpace(v), 0, 64)
+		if err != nil {
+			return nil, fmt.Errorf("parse flow dump line %q: %w", line, err)
+		}
+		cookies = append(cookies, c)
+	}
+	return cookies, nil
 }

@@ -62,7 +62,12 @@ func newRealAgentDeps(ctx context.Context, cfg AgentConfig) (AgentDeps, func(), 
 	if len(dps) == 0 {
 		return AgentDeps{}, nil, errors.New("no datapath could start")
 	}
-	return AgentDeps{Flows: newOfctl(cfg.RunDir), Datapaths: dps}, closeAll, nil
+	flows, err := newOFFlows(cfg.RunDir)
+	if err != nil {
+		closeAll()
+		return AgentDeps{}, nil, err
+	}
+	return AgentDeps{Flows: flows, Datapaths: dps}, closeAll, nil
 }
 
 var errModeUnavailable = errors.New("mode not available")
