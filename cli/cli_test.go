@@ -312,3 +312,29 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusSocket(t *testing.T) {
+	path := t.TempDir() + "/agent.sock"
+	handed := make(chan struct{})
+	stop, err := serveStatus(path, func() AgentStatus { return AgentStatus{PID: 42, Passes: 7} }, func() { close(handed) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if _, err := serveStatus(path, nil, nil); err == nil {
+		t.Fatal("a second agent could listen on the same socket")
+	}
+	st, err := fetchStatus(context.Background(), path)
+	if err != nil || st.PID != 42 || st.Passes != 7 {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	go func() { <-handed; stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := requestHandover(ctx, path); err != nil {
+		t.Fatalf("handover: %v", err)
+	}
+	if agentAnswers(path) {
+		t.Fatal("old agent still answers after handover")
+	}
+}

@@ -34,6 +34,11 @@ func serveStatus(path string, status func() AgentStatus, handover func()) (func(
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
+	// Root only: the socket can retire the agent (POST /v1/handover).
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict %s: %w", path, err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
