@@ -4,6 +4,7 @@ package udp
 
 import (
 	"testing"
+	"time"
 )
 
 // TestTCPAndPing: two hosts with real 1500-byte frames on the wire, VM namespaces on the tunnel
@@ -67,5 +68,18 @@ func TestJumboInner(t *testing.T) {
 	if ok < 450 {
 		t.Fatalf("only %d of 500 60 KB datagrams arrived", ok)
 	}
+	p.tcpTransfer(t, 4<<20, 64<<10)
+}
+
+// TestPortFlap: the tunnel port's datapath-side veth goes down and up; the workers survive
+// and traffic resumes.
+func TestPortFlap(t *testing.T) {
+	p := newPair(t, pairOptions{})
+	p.ping(t)
+	h, dev := p.hosts[0], p.vms[0].HostDev
+	h.MustRun(t, "ip", "link", "set", dev, "down")
+	time.Sleep(200 * time.Millisecond)
+	h.MustRun(t, "ip", "link", "set", dev, "up")
+	p.ping(t)
 	p.tcpTransfer(t, 4<<20, 64<<10)
 }

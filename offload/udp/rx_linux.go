@@ -88,7 +88,10 @@ func (r *rxWorker) run() {
 		case e == unix.EINTR:
 			continue
 		case e != 0:
-			return
+			// A transient device error (the veth went down, ENETDOWN/ENXIO): keep the worker
+			// and retry after a pause rather than stopping the port for good.
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		r.split(now, r.buf[:n], gso)
 	}

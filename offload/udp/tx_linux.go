@@ -4,6 +4,7 @@ package udp
 
 import (
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -45,7 +46,10 @@ func (w *txWorker) run() {
 		case e == unix.EINTR:
 			continue
 		case e != 0:
-			return
+			// A transient device error (the veth went down, ENETDOWN/ENXIO): keep the worker
+			// and retry after a pause rather than stopping the port for good.
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		w.handle(n)
 	}
