@@ -183,6 +183,7 @@ func (d *Datapath) stopPort(p *port) {
 	}
 	p.wg.Wait()
 	for _, fd := range p.fds {
+		p.tx.socketDrops.Add(packetDrops(fd))
 		unix.Close(fd)
 	}
 	if p.stopfd >= 0 {
