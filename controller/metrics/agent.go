@@ -55,8 +55,9 @@ func (s ReconcilerSource) ControllerStats() ControllerStats {
 // ErrNotConverged is wrapped by ConvergedCheck when ports are not all ready.
 var ErrNotConverged = errors.New("not converged")
 
-// ConvergedCheck is the /readyz check of an agent: at least one reconcile pass ran and every
-// desired tunnel port is ready.
+// ConvergedCheck is the /readyz check of an agent: at least one reconcile pass ran, every
+// desired tunnel port is ready and, if r also has Ready() bool (*controller.Reconciler), the
+// last pass succeeded.
 func ConvergedCheck(r ReconcilerView) Check {
 	return Check{Name: "converged", Fn: func(context.Context) error {
 		if r.Passes() == 0 {
@@ -70,6 +71,9 @@ func ConvergedCheck(r ReconcilerView) Check {
 		}
 		if len(pending) > 0 {
 			return fmt.Errorf("%w: %s", ErrNotConverged, strings.Join(pending, ", "))
+		}
+		if rr, ok := r.(interface{ Ready() bool }); ok && !rr.Ready() {
+			return fmt.Errorf("%w: the last reconcile pass failed", ErrNotConverged)
 		}
 		return nil
 	}}

@@ -147,6 +147,26 @@ func TestServeReturnsListenError(t *testing.T) {
 	}
 }
 
+// readyReconciler adds Ready() to fakeReconciler, like *controller.Reconciler.
+type readyReconciler struct {
+	fakeReconciler
+	ready bool
+}
+
+func (r *readyReconciler) Ready() bool { return r.ready }
+
+func TestConvergedCheckUsesReady(t *testing.T) {
+	r := &readyReconciler{fakeReconciler: fakeReconciler{passes: 3, ports: []controller.PortState{portState("a", controller.StatusReady)}}}
+	c := ConvergedCheck(r)
+	if err := c.Fn(context.Background()); !errors.Is(err, ErrNotConverged) || !strings.Contains(err.Error(), "last reconcile pass failed") {
+		t.Fatalf("ports ready but the last pass failed: %v", err)
+	}
+	r.ready = true
+	if err := c.Fn(context.Background()); err != nil {
+		t.Fatalf("converged: %v", err)
+	}
+}
+
 func TestReconcilerSourceWithRecorder(t *testing.T) {
 	r := &ReconcileRecorder{}
 	r.Observe(time.Millisecond, nil)
