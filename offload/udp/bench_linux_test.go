@@ -171,6 +171,8 @@ func BenchmarkThroughput(b *testing.B) {
 		rx := jumbo.dps[1].Stats()
 		b.Logf("sclp udp60k (all runs) sender: %d frames, %d backpressure waits, %d tunnel-port socket drops; receiver: %d socket drops (GRO batches), %d injected, drops %v",
 			st.TxFrames, st.TxBackpressureWaits, st.TxSocketDrops, rx.RxSocketDrops, rx.Reassembly.InjectedFrames, rx.Reassembly.Reassembly.Drops)
+		b.Logf("sclp tcp pair (1- and 4-flow runs): transmit frames per worker %v, receive segments per worker %v",
+			sc.dps[0].Stats().Ports["sclp0"].TxFramesPerWorker, sc.dps[1].Stats().RxSegmentsPerWorker)
 		ratio := func(a, c string) float64 { return res[a].Gbps / max(res[c].Gbps, 1e-9) }
 		b.ReportMetric(res["sclp_udp_tcp"].Gbps, "sclp_tcp_Gbps")
 		b.ReportMetric(ratio("sclp_udp_tcp", "vxlan_tcp"), "tcp_x_vxlan")

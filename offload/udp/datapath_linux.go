@@ -84,6 +84,7 @@ type port struct {
 	wg       sync.WaitGroup
 	tx       txStats
 	nice     int
+	workers  []*txWorker
 }
 
 // EnsurePort starts carrying spec; a port already running with the same spec is left alone,
@@ -169,6 +170,7 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 			return p, err
 		}
 		w := &txWorker{p: p, fd: fd, snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64)}
+		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go w.run()
 	}

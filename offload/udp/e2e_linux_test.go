@@ -3,6 +3,9 @@
 package udp
 
 import (
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -82,4 +85,69 @@ func TestPortFlap(t *testing.T) {
 	h.MustRun(t, "ip", "link", "set", dev, "up")
 	p.ping(t)
 	p.tcpTransfer(t, 4<<20, 64<<10)
+}
+
+// TestFlowsSpread: 16 parallel TCP flows are spread over the transmit workers (fanout hash)
+// and the receive workers (SO_REUSEPORT over the source-port buckets).
+func TestFlowsSpread(t *testing.T) {
+	p := newPair(t, pairOptions{opts: Options{Workers: 2}})
+	p.ping(t)
+	var ln net.Listener
+	if err := p.vms[1].Do(func() (err error) {
+		ln, err = net.Listen("tcp4", p.vms[1].IP.String()+":7002")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const flows, size = 16, 1 << 20
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, flows)
+	for range flows {
+		var c net.Conn
+		if err := p.vms[0].Do(func() (err error) {
+			c, err = net.DialTimeout("tcp4", p.vms[1].IP.String()+":7002", 5*time.Second)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			_, err := c.Write(make([]byte, size))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	tx := p.dps[0].Stats().Ports["sclp0"].TxFramesPerWorker
+	rx := p.dps[1].Stats().RxSegmentsPerWorker
+	t.Logf("transmit frames per worker %v, receive segments per worker %v", tx, rx)
+	for i, n := range tx {
+		if n == 0 {
+			t.Errorf("transmit worker %d sent nothing: %v", i, tx)
+		}
+	}
+	for i, n := range rx {
+		if n == 0 {
+			t.Errorf("receive worker %d got nothing: %v", i, rx)
+		}
+	}
 }

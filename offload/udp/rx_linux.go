@@ -53,6 +53,8 @@ type rxWorker struct {
 	msg  unix.Msghdr
 	// chunks is the scratch list of a zero-copy run (see run).
 	chunks [][]byte
+	// segments counts the segments this worker received (shows how SO_REUSEPORT spreads).
+	segments atomic.Uint64
 	// drops is the socket's receive-queue drop count (SO_RXQ_OVFL), updated on each read.
 	drops atomic.Uint64
 }
@@ -197,6 +199,7 @@ func (r *rxWorker) split(now time.Time, b []byte, gso int) {
 		off += gso
 	}
 	st.segments.Add(uint64(segs))
+	r.segments.Add(uint64(segs))
 }
 
 func ntohs(v uint16) uint16 { return htons(v) }

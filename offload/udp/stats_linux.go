@@ -22,6 +22,9 @@ type PortStats struct {
 	// RxInjectedFrames, RxInjectedBytes and RxInjectErrors count frames delivered into the
 	// tunnel port.
 	RxInjectedFrames, RxInjectedBytes, RxInjectErrors uint64
+	// TxFramesPerWorker counts the frames each transmit worker (fanout member) sent: how
+	// PACKET_FANOUT_HASH spread the port's flows.
+	TxFramesPerWorker []uint64
 }
 
 // Stats are the datapath's counters.
@@ -35,6 +38,9 @@ type Stats struct {
 	// RxSocketDrops counts datagrams (GRO batches: each may hold many segments) the kernel
 	// dropped because a receive socket was full (SO_RXQ_OVFL).
 	RxSocketDrops uint64
+	// RxSegmentsPerWorker counts the segments each receive worker took, over all listening
+	// addresses in worker order: how SO_REUSEPORT spread the flows.
+	RxSegmentsPerWorker []uint64
 	// Reassembly sums the receive workers' fallback statistics (reassembly, drops by reason,
 	// buffered bytes/entries, unknown ports, lost partial messages on stop).
 	Reassembly fallback.Stats
@@ -46,6 +52,7 @@ func (d *Datapath) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.retired
+	s.RxSegmentsPerWorker = append([]uint64(nil), d.retired.RxSegmentsPerWorker...)
 	s.Ports = make(map[string]PortStats, len(d.byName))
 	for name, p := range d.byName {
 		s.Ports[name] = p.stats()
@@ -65,6 +72,9 @@ func (p *port) stats() PortStats {
 	if p.inj != nil {
 		ps.RxInjectedFrames, ps.RxInjectedBytes, ps.RxInjectErrors = p.inj.Counters()
 	}
+	for _, w := range p.workers {
+		ps.TxFramesPerWorker = append(ps.TxFramesPerWorker, w.frames.Load())
+	}
 	return ps
 }
 
@@ -76,6 +86,12 @@ func (s *Stats) addRx(g *rxGroup) {
 	s.RxShort += g.st.short.Load()
 	s.RxUnknownPeer += g.st.unknownPeer.Load()
 	s.RxSocketDrops += g.socketDrops()
+	for i, w := range g.workers {
+		if i >= len(s.RxSegmentsPerWorker) {
+			s.RxSegmentsPerWorker = append(s.RxSegmentsPerWorker, 0)
+		}
+		s.RxSegmentsPerWorker[i] += w.segments.Load()
+	}
 	s.Reassembly.Add(g.pipe.Stats())
 }
 

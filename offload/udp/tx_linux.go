@@ -25,10 +25,11 @@ type txStats struct {
 
 // txWorker reads frames from one fanout member socket of a tunnel port and sends them.
 type txWorker struct {
-	p   *port
-	fd  int
-	snd *sender
-	buf []byte
+	p      *port
+	fd     int
+	snd    *sender
+	buf    []byte
+	frames atomic.Uint64 // frames this worker sent (shows how the fanout spreads flows)
 }
 
 // run is the transmit loop; it returns when the port stops.
@@ -100,6 +101,7 @@ func (w *txWorker) handle(n int) {
 		return
 	}
 	st.frames.Add(1)
+	w.frames.Add(1)
 	st.bytes.Add(uint64(len(frame)))
 	st.messages.Add(1)
 }
