@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 )
@@ -21,40 +22,51 @@ func (m *Manager) linkPath(name string) string {
 	return filepath.Join(m.opts.PinRoot, "links", name)
 }
 
-// attach attaches prog to TCX ingress of ifindex and pins the link as name, unless the
-// manager already holds that link.
+// attach attaches prog to the ingress of ifindex under name, unless the manager already
+// holds that attachment: a TCX link pinned as PinRoot/links/<name>, or, when the kernel has
+// no TCX (or a test forces it), a cls_bpf filter on a clsact qdisc.
 func (m *Manager) attach(name string, ifindex int, prog string) error {
 	if _, ok := m.links[name]; ok {
 		return nil
 	}
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: m.prog(prog), Attach: ebpf.AttachTCXIngress})
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		return fmt.Errorf("attach %s: TCX: %w", name, ErrNotSupported)
+	if !m.legacy {
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: m.prog(prog), Attach: ebpf.AttachTCXIngress})
+		switch {
+		case errors.Is(err, ebpf.ErrNotSupported):
+			m.legacy = true
+		case err != nil:
+			return fmt.Errorf("attach %s to ifindex %d: %w", name, ifindex, err)
+		default:
+			if err := l.Pin(m.linkPath(name)); err != nil {
+				l.Close()
+				return fmt.Errorf("pin link %s: %w", name, err)
+			}
+			m.links[name] = tcxAttachment{l}
+			return nil
+		}
+	}
+	a, err := attachClsact(ifindex, prog, m.prog(prog))
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("attach %s: neither TCX nor clsact: %w: %v", name, ErrNotSupported, err)
 	}
 	if err != nil {
-		return fmt.Errorf("attach %s to ifindex %d: %w", name, ifindex, err)
+		return fmt.Errorf("attach %s: %w", name, err)
 	}
-	if err := l.Pin(m.linkPath(name)); err != nil {
-		l.Close()
-		return fmt.Errorf("pin link %s: %w", name, err)
-	}
-	m.links[name] = l
+	m.links[name] = a
 	return nil
 }
 
-// detach unpins and closes the named link, which detaches its program.
+// detach removes the named attachment, which detaches its program.
 func (m *Manager) detach(name string) error {
-	l, ok := m.links[name]
+	a, ok := m.links[name]
 	if !ok {
 		return nil
 	}
 	delete(m.links, name)
-	var errs []error
-	if err := l.Unpin(); err != nil {
-		errs = append(errs, fmt.Errorf("unpin %s: %w", name, err))
+	if err := a.Detach(); err != nil {
+		return fmt.Errorf("detach %s: %w", name, err)
 	}
-	errs = append(errs, l.Close())
-	return errors.Join(errs...)
+	return nil
 }
 
 // adopt takes over pinned links (updating them to this manager's programs in place) and
@@ -69,6 +81,9 @@ func (m *Manager) adopt() error {
 		if err := m.adoptLink(e.Name()); err != nil {
 			return err
 		}
+	}
+	if err := m.adoptClsact(); err != nil {
+		return err
 	}
 	if err := m.adoptPorts(); err != nil {
 		return err
@@ -99,7 +114,36 @@ func (m *Manager) adoptLink(name string) error {
 		l.Close()
 		return fmt.Errorf("adopt %s: replace program: %w", name, err)
 	}
-	m.links[name] = l
+	m.links[name] = tcxAttachment{l}
+	return nil
+}
+
+// adoptClsact takes over legacy filters on the devices the pinned maps name (the tunnel
+// ports' veths and their underlays), replacing their programs in place.
+func (m *Manager) adoptClsact() error {
+	var key uint32
+	var tx bpf.SclpTxPort
+	want := map[string]int{}
+	it := m.bpfMap(bpf.MapTxPorts).Iterate()
+	for it.Next(&key, &tx) {
+		want[fmt.Sprintf("tx-%d", key)] = int(key)
+		want[fmt.Sprintf("rx-%d", tx.Ifindex)] = int(tx.Ifindex)
+	}
+	for name, ifindex := range want {
+		prog := bpf.ProgTx
+		if strings.HasPrefix(name, "rx-") {
+			prog = bpf.ProgRx
+		}
+		if _, ok := m.links[name]; ok || !findClsact(ifindex, prog) {
+			continue
+		}
+		a := clsactAttachment{ifindex: ifindex, name: prog}
+		if err := a.Update(m.prog(prog)); err != nil {
+			return fmt.Errorf("adopt %s: %w", name, err)
+		}
+		m.links[name] = a
+		m.legacy = true
+	}
 	return nil
 }
 

@@ -42,6 +42,8 @@ type bedOptions struct {
 	NoCsumFix bool
 	// MTU of the underlay (default 1500); the VMs get MTU - 54.
 	MTU int
+	// Legacy attaches with clsact filters, as on a kernel without TCX.
+	Legacy bool
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -78,7 +80,7 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		b.vms = append(b.vms, vm)
 		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-test-"+h.Name)
 		t.Cleanup(func() { os.RemoveAll(root) })
-		mo := ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22}
+		mo := ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22, forceLegacy: o.Legacy}
 		if o.NoCsumFix {
 			mo.specHook = func(s *ebpf.CollectionSpec) error {
 				return s.Variables[bpf.VarNoCsumFix].Set(uint32(1))

@@ -4,9 +4,8 @@ import "errors"
 
 // Errors of the native datapath manager, returned wrapped: test with errors.Is.
 var (
-	// ErrNotSupported reports a kernel without what the datapath needs (TCX links, BPF
-	// program types, helpers or kfuncs). Legacy clsact attachment is not implemented: a
-	// kernel without TCX (< 6.6) gets this error.
+	// ErrNotSupported reports a kernel without what the datapath needs (BPF program types,
+	// helpers or kfuncs, or neither TCX nor clsact to attach with).
 	ErrNotSupported = errors.New("not supported by this kernel")
 	// ErrNoDevice reports a device named by a PortSpec that does not exist.
 	ErrNoDevice = errors.New("device not found")

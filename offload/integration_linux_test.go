@@ -2,6 +2,7 @@ package offload
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +212,60 @@ func TestNativeJumboUnderlay(t *testing.T) {
 	t.Logf("largest wire frame %d; receiver %+v", maxLen, d)
 	if maxLen <= 1514 || d.RxExcMulti == 0 || d.RxDropBadChecksum != 0 {
 		t.Fatalf("jumbo underlay not used as expected: largest %d, %+v", maxLen, d)
+	}
+}
+
+// TestNativeLegacyClsact: the clsact fallback for kernels without TCX (forced here) carries
+// traffic, survives a manager restart and a reload under ping, and Uninstall removes it.
+func TestNativeLegacyClsact(t *testing.T) {
+	b := newNativeBed(t, bedOptions{Legacy: true})
+	for i, h := range b.hosts {
+		out := h.MustRun(t, "tc", "filter", "show", "dev", b.vms[i].HostDev, "ingress")
+		if !strings.Contains(out, "sclp_tx") || !strings.Contains(out, "direct-action") {
+			t.Fatalf("no clsact filter on %s: %s", b.vms[i].HostDev, out)
+		}
+		if out := h.MustRun(t, "bpftool", "net", "show", "dev", h.Underlay); strings.Contains(out, "tcx") {
+			t.Fatalf("legacy mode attached with TCX: %s", out)
+		}
+	}
+	b.tcpTransfer(2<<20, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := make(chan testbed.PingStats, 1)
+	go func() {
+		st, _ := b.vms[0].PingContext(ctx, b.vms[1].IP, testbed.PingOptions{Interval: 5 * time.Millisecond, Timeout: time.Second})
+		res <- st
+	}()
+	time.Sleep(200 * time.Millisecond)
+	for i := range b.hosts {
+		if err := b.manager(i).Close(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewManager(b.opts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		b.mgrs[i] = m
+		b.mu.Unlock()
+		if got := m.Ports(); len(got) != 1 || got[0] != b.specs[i] {
+			t.Fatalf("adopted ports %+v", got)
+		}
+		if err := m.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	st := <-res
+	if st.Sent < 50 || st.Received != st.Sent {
+		t.Fatalf("ping across legacy restart: %v", st)
+	}
+	if err := b.manager(0).Uninstall(); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.hosts[0].MustRun(t, "tc", "filter", "show", "dev", b.vms[0].HostDev, "ingress"); strings.Contains(out, "sclp_tx") {
+		t.Fatalf("filter left after Uninstall: %s", out)
 	}
 }

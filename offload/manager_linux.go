@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
@@ -39,7 +38,8 @@ type Manager struct {
 	closed bool
 	coll   *ebpf.Collection
 	ports  map[string]*portState // by PortSpec.Name
-	links  map[string]link.Link  // by pin name: tx-<ifindex>, rx-<ifindex>
+	links  map[string]attachment // by name: tx-<ifindex>, rx-<ifindex>
+	legacy bool                  // attach with clsact (no TCX in this kernel)
 }
 
 // portState is what the manager installed for one port.
@@ -55,7 +55,7 @@ var _ Datapath = (*Manager)(nil)
 // pinned links and ports there (replacing their programs in place).
 func NewManager(opts ManagerOptions) (*Manager, error) {
 	opts.defaults()
-	m := &Manager{opts: opts, ports: map[string]*portState{}, links: map[string]link.Link{}}
+	m := &Manager{opts: opts, ports: map[string]*portState{}, links: map[string]attachment{}, legacy: opts.forceLegacy}
 	err := inNetNS(opts.NetNS, func() error {
 		if err := ensureBPFFS(opts.PinRoot); err != nil {
 			return err
@@ -323,7 +323,7 @@ func (m *Manager) release() {
 	for _, l := range m.links {
 		l.Close()
 	}
-	m.links = map[string]link.Link{}
+	m.links = map[string]attachment{}
 	if m.coll != nil {
 		m.coll.Close()
 	}

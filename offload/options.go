@@ -38,6 +38,8 @@ type ManagerOptions struct {
 
 	// specHook, for tests in this package, edits the collection spec before loading.
 	specHook func(*ebpf.CollectionSpec) error
+	// forceLegacy, for tests in this package, attaches with clsact as on a kernel without TCX.
+	forceLegacy bool
 }
 
 func (o *ManagerOptions) defaults() {
