@@ -137,7 +137,7 @@ func TestDaemonSetArgsAcceptedByTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	requireAgentFlags(t)
+	requireBinaryFlags(t)
 	_, c, cm, _ := agentOf(t)
 	args, err := containerArgs(c, cm, podFields)
 	if err != nil {

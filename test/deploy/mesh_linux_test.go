@@ -131,7 +131,7 @@ func probe(t *testing.T, c *http.Client, addr, path string) int {
 // that the probes answer.
 func TestAgentMeshesNodes(t *testing.T) {
 	testbed.RequireRoot(t)
-	requireAgentFlags(t)
+	requireBinaryFlags(t)
 	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: 2, Subnet: netip.MustParsePrefix("10.91.0.0/24")})
 	h := hosts[0]
 	o := testbed.StartOVS(t, h.NS)
@@ -146,26 +146,9 @@ func TestAgentMeshesNodes(t *testing.T) {
 	)
 	api := startAPIServer(t, h.NS, h.IP, client)
 
-	_, c, cm, _ := agentOf(t)
-	args, err := containerArgs(c, cm, map[string]string{"spec.nodeName": "node-a", "status.podIP": h.IP.String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// mode=ip is not run here (its datapath has its own tests), so nothing is pinned.
-	pins := t.TempDir()
-	for i, a := range args {
-		switch {
-		case strings.HasPrefix(a, "--db="):
-			args[i] = "--db=" + o.DBEndpoint()
-		case strings.HasPrefix(a, "--pin-path="):
-			args[i] = "--pin-path=" + pins
-		case strings.HasPrefix(a, "--modes="):
-			args[i] = "--modes=udp"
-		}
-	}
-	args = append(args, "--kubeconfig="+api.kubeconfig(t))
+	_, _, cm, _ := agentOf(t)
 	bin := agentBinary(t)
-	agent := testbed.StartCmd(t, o.Command(append([]string{bin}, args[1:]...)...))
+	agent := startMeshAgent(t, o, "node-a", h.IP, api.kubeconfig(t))
 
 	// An operator's own port, made with add-port before discovery sees its peer as a node.
 	if out, err := o.Command(bin, "--db", o.DBEndpoint(), "add-port", "--wait=false", "br-int", "peer=10.91.0.9").CombinedOutput(); err != nil {
@@ -261,4 +244,29 @@ func TestAgentMeshesNodes(t *testing.T) {
 	if t.Failed() || testing.Verbose() {
 		t.Logf("agent log:\n%s", agent.Output())
 	}
+}
+
+// startMeshAgent starts the real binary in o's namespace with the DaemonSet's command line
+// for node name at ip, pointed at o (--db), a private pin directory, the udp datapath only
+// (mode=ip has its own tests) and kubeconfig.
+func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, kubeconfig string) *testbed.Proc {
+	t.Helper()
+	_, c, cm, _ := agentOf(t)
+	args, err := containerArgs(c, cm, map[string]string{"spec.nodeName": name, "status.podIP": ip.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := t.TempDir()
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--db="):
+			args[i] = "--db=" + o.DBEndpoint()
+		case strings.HasPrefix(a, "--pin-path="):
+			args[i] = "--pin-path=" + pins
+		case strings.HasPrefix(a, "--modes="):
+			args[i] = "--modes=udp"
+		}
+	}
+	args = append(args, "--kubeconfig="+kubeconfig)
+	return testbed.StartCmd(t, o.Command(append([]string{agentBinary(t)}, args[1:]...)...))
 }
