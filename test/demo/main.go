@@ -94,36 +94,9 @@ func (h *host) label() string { return fmt.Sprintf("host%d", h.Index+1) }
 
 func run(r *testbed.Runner, bin string) error {
 	step("two simulated KVM hosts on a 1500-byte underlay (real 1500-byte frames on the wire)")
-	hosts := testbed.NewHosts(r, testbed.HostsOptions{N: 2, Prefix: "demo"})
 	bpffs := mountBPFFS(r)
-	var hs []*host
-	for i, th := range hosts {
-		h := &host{Host: th, ovs: testbed.StartOVS(r, th.NS)}
-		h.ovs.AddBridge(r, "br-int")
-		for j := 0; j < 2; j++ {
-			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 100, byte(10*(i+1) + j + 1)}), 24)
-			vm := testbed.NewVM(r, th.NS, testbed.VMOptions{Prefix: "demovm", Addr: addr, MTU: 1438})
-			h.ovs.AddPort(r, "br-int", vm.HostDev)
-			h.vms = append(h.vms, vm)
-		}
-		fmt.Printf("    %s: namespace %s, underlay %s %v, OVS (netdev datapath) br-int, VMs %v %v\n",
-			h.label(), h.Name, h.Underlay, h.IP, h.vms[0].IP, h.vms[1].IP)
-		hs = append(hs, h)
-	}
-
-	step("an sclp-ovs agent on each host")
-	for _, h := range hs {
-		log := filepath.Join(h.ovs.Dir, "sclp-ovs-agent.log")
-		f, err := os.Create(log)
-		if err != nil {
-			return err
-		}
-		cmd := h.ovs.Command(bin, "--db", h.ovs.DBEndpoint(), "agent", "--pin-path", filepath.Join(bpffs, h.Name))
-		cmd.Stdout, cmd.Stderr = f, f
-		p := testbed.StartCmd(r, cmd)
-		fmt.Printf("    %s: sclp-ovs agent pid %d (log %s)\n", h.label(), p.Pid(), log)
-	}
-	if err := waitHeartbeat(hs); err != nil {
+	hs, err := sclpHosts(r, bin, bpffs, "demo", 2, true)
+	if err != nil {
 		return err
 	}
 
@@ -168,7 +141,7 @@ func run(r *testbed.Runner, bin string) error {
 		return err
 	}
 
-	step("the same two-host topology with kernel VXLAN, and with no encapsulation")
+	step("the same two-host topology with kernel VXLAN (in OVS and in a Linux bridge), no encapsulation, and mode=ip")
 	vx, err := measure(r, "vxlan", buildVXLAN)
 	if err != nil {
 		return err
@@ -181,9 +154,16 @@ func run(r *testbed.Runner, bin string) error {
 	if err != nil {
 		return err
 	}
+	ipGbps, err := measure(r, "sclpip", func(r *testbed.Runner, _ []*testbed.Host) ([2]*testbed.VM, error) {
+		return sclpIPPair(r, bin, bpffs)
+	})
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\n    path\tGbit/s\tvs kernel VXLAN\tinner MTU\tnotes")
 	fmt.Fprintf(tw, "    VXLAN over SCLP (mode=udp)\t%.2f\t%.2fx\t1438\tthrough two OVS userspace bridges\n", sclpGbps, sclpGbps/vx)
+	fmt.Fprintf(tw, "    VXLAN over SCLP (mode=ip)\t%.2f\t%.2fx\t1438\tthe same, SCLP as IP protocol 234 (tc-eBPF)\n", ipGbps, ipGbps/vx)
 	fmt.Fprintf(tw, "    kernel VXLAN port on OVS\t%.2f\t%.2fx\t1450\tthe same OVS userspace bridges, kernel vxlan device as the port\n", ovsvx, ovsvx/vx)
 	fmt.Fprintf(tw, "    kernel VXLAN\t%.2f\t1.00x\t1450\tLinux bridge, GRO on\n", vx)
 	fmt.Fprintf(tw, "    no encapsulation\t%.2f\t%.2fx\t1500\trouted over the underlay\n", plain, plain/vx)
@@ -198,6 +178,61 @@ func run(r *testbed.Runner, bin string) error {
 		}
 	}
 	return nil
+}
+
+// sclpHosts builds two hosts, each with a private OVS (br-int), vms VMs and an sclp-ovs agent.
+func sclpHosts(r *testbed.Runner, bin, bpffs, prefix string, vms int, verbose bool) ([]*host, error) {
+	hosts := testbed.NewHosts(r, testbed.HostsOptions{N: 2, Prefix: prefix})
+	var hs []*host
+	for i, th := range hosts {
+		h := &host{Host: th, ovs: testbed.StartOVS(r, th.NS)}
+		h.ovs.AddBridge(r, "br-int")
+		for j := 0; j < vms; j++ {
+			addr := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 100, byte(10*(i+1) + j + 1)}), 24)
+			vm := testbed.NewVM(r, th.NS, testbed.VMOptions{Prefix: prefix + "vm", Addr: addr, MTU: 1438})
+			h.ovs.AddPort(r, "br-int", vm.HostDev)
+			h.vms = append(h.vms, vm)
+		}
+		if verbose {
+			fmt.Printf("    %s: namespace %s, underlay %s %v, OVS (netdev datapath) br-int, VMs %v %v\n",
+				h.label(), h.Name, h.Underlay, h.IP, h.vms[0].IP, h.vms[1].IP)
+		}
+		hs = append(hs, h)
+	}
+	if verbose {
+		step("an sclp-ovs agent on each host")
+	}
+	for _, h := range hs {
+		log := filepath.Join(h.ovs.Dir, "sclp-ovs-agent.log")
+		f, err := os.Create(log)
+		if err != nil {
+			return nil, err
+		}
+		cmd := h.ovs.Command(bin, "--db", h.ovs.DBEndpoint(), "agent", "--pin-path", filepath.Join(bpffs, h.Name))
+		cmd.Stdout, cmd.Stderr = f, f
+		p := testbed.StartCmd(r, cmd)
+		if verbose {
+			fmt.Printf("    %s: sclp-ovs agent pid %d (log %s)\n", h.label(), p.Pid(), log)
+		}
+	}
+	return hs, waitHeartbeat(hs)
+}
+
+// sclpIPPair is the demo topology with mode=ip ports, quietly, one VM per host.
+func sclpIPPair(r *testbed.Runner, bin, bpffs string) ([2]*testbed.VM, error) {
+	var vms [2]*testbed.VM
+	hs, err := sclpHosts(r, bin, bpffs, "dip", 1, false)
+	if err != nil {
+		return vms, err
+	}
+	for i, h := range hs {
+		cmd := h.ovs.Command(bin, "--db", h.ovs.DBEndpoint(), "add-port", "br-int", "peer="+hs[1-i].IP.String(), "mode=ip", "mtu=1438")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return vms, fmt.Errorf("add-port mode=ip: %v: %s", err, out)
+		}
+		vms[i] = h.vms[0]
+	}
+	return vms, nil
 }
 
 func indent(s string) string {
@@ -280,7 +315,10 @@ func iperf(r *testbed.Runner, a, b *testbed.VM) (float64, error) {
 // measure builds a fresh two-host topology with one VM per host, wired by build, and runs
 // iperf3 between the VMs.
 func measure(r *testbed.Runner, prefix string, build func(r *testbed.Runner, hs []*testbed.Host) ([2]*testbed.VM, error)) (float64, error) {
-	hs := testbed.NewHosts(r, testbed.HostsOptions{N: 2, Prefix: prefix})
+	var hs []*testbed.Host
+	if prefix != "sclpip" {
+		hs = testbed.NewHosts(r, testbed.HostsOptions{N: 2, Prefix: prefix})
+	}
 	vms, err := build(r, hs)
 	if err != nil {
 		return 0, err
