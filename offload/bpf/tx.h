@@ -320,8 +320,10 @@ int sclp_tx(struct __sk_buff *skb)
 	}
 	/* Zero padding so the last chunk sums as a multiple of 4 bytes. */
 	__u32 end = ENCAP + len;
-	if (end > TX_BUF_SIZE - 4)
+	if (end > TX_BUF_SIZE - 4) {
+		COUNT(st, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
+	}
 	*(__u32 *)(s->buf + end) = 0;
 
 	__u32 vni = p->vni;
