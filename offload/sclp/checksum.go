@@ -10,44 +10,34 @@ import (
 // odd byte counts as the high byte of a final word, so when a buffer is summed in pieces every
 // piece but the last must have an even length. Fold reduces the result to 16 bits.
 //
-// The loop adds little-endian 32-bit words into four independent 64-bit accumulators, 64
-// bytes per iteration (no carry chain, so the adds run in parallel; 2^32 = 1 modulo 0xFFFF
-// makes the 32-bit sums congruent to the 16-bit ones). The one's-complement sum is byte-order
+// The sum runs over little-endian words in independent accumulators, 64 bytes per
+// iteration, without a carry chain: on amd64 SSE2 adds 16-bit words into 32-bit lanes
+// (sum_amd64.s), elsewhere Go adds 32-bit words into four 64-bit accumulators (2^16 and 2^32
+// are 1 modulo 0xFFFF, so wider sums stay congruent). The one's-complement sum is byte-order
 // independent up to a final byte swap (RFC 1071 section 2).
 func Sum(b []byte, initial uint64) uint64 {
 	return addSums(initial, uint64(bits.ReverseBytes16(foldLE(sumLE(b)))))
 }
 
+// maxBlocksBytes bounds one sumBlocks call so that its 32-bit lanes cannot overflow (each
+// lane gains at most 2 * 0xFFFF per 64-byte block).
+const maxBlocksBytes = 1 << 20
+
 // sumLE returns a value congruent modulo 0xFFFF to the one's-complement sum of b taken as
-// little-endian 16-bit words (a trailing odd byte is the low byte of a final word). It does
-// not overflow for any b shorter than 2^34 bytes.
+// little-endian 16-bit words (a trailing odd byte is the low byte of a final word).
 func sumLE(b []byte) uint64 {
-	var a0, a1, a2, a3 uint64
+	var s uint64
 	for len(b) >= 64 {
-		_ = b[63]
-		a0 += uint64(binary.LittleEndian.Uint32(b[0:]))
-		a1 += uint64(binary.LittleEndian.Uint32(b[4:]))
-		a2 += uint64(binary.LittleEndian.Uint32(b[8:]))
-		a3 += uint64(binary.LittleEndian.Uint32(b[12:]))
-		a0 += uint64(binary.LittleEndian.Uint32(b[16:]))
-		a1 += uint64(binary.LittleEndian.Uint32(b[20:]))
-		a2 += uint64(binary.LittleEndian.Uint32(b[24:]))
-		a3 += uint64(binary.LittleEndian.Uint32(b[28:]))
-		a0 += uint64(binary.LittleEndian.Uint32(b[32:]))
-		a1 += uint64(binary.LittleEndian.Uint32(b[36:]))
-		a2 += uint64(binary.LittleEndian.Uint32(b[40:]))
-		a3 += uint64(binary.LittleEndian.Uint32(b[44:]))
-		a0 += uint64(binary.LittleEndian.Uint32(b[48:]))
-		a1 += uint64(binary.LittleEndian.Uint32(b[52:]))
-		a2 += uint64(binary.LittleEndian.Uint32(b[56:]))
-		a3 += uint64(binary.LittleEndian.Uint32(b[60:]))
-		b = b[64:]
+		n := min(len(b), maxBlocksBytes) &^ 63
+		s += sumBlocks(b[:n])
+		b = b[n:]
 	}
-	for len(b) >= 4 {
-		a0 += uint64(binary.LittleEndian.Uint32(b))
-		b = b[4:]
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		s += w&0xFFFFFFFF + w>>32
+		b = b[8:]
 	}
-	return a0 + a1 + a2 + a3 + tailLE(b)
+	return s + tailLE(b)
 }
 
 // tailLE returns the last 0..7 bytes of a buffer as a little-endian word.
@@ -75,25 +65,20 @@ func addSums(a, b uint64) uint64 {
 	return s + c
 }
 
-// copyBlock is the block size of CopyAndSum: small enough that a copied block is still in
-// the L1 cache when it is summed.
-const copyBlock = 2048
-
 // CopyAndSum copies src into dst (as copy does: min(len(dst), len(src)) bytes) and returns
-// Sum of the copied bytes added to initial. It works block by block: the runtime's vectorised
-// memmove copies a block and the sum reads it back while it is in the L1 cache, which
-// measured faster than a fused scalar load/store/add loop.
+// Sum of the copied bytes added to initial, in one pass over the data (on amd64 the SSE2 loop
+// of sum_amd64.s stores each 16-byte load as it adds it).
 func CopyAndSum(dst, src []byte, initial uint64) uint64 {
 	n := min(len(dst), len(src))
-	dst = dst[:n]
+	dst, src = dst[:n], src[:n]
 	var s uint64
-	for len(dst) > copyBlock {
-		copy(dst[:copyBlock], src)
-		s += sumLE(dst[:copyBlock])
-		dst, src = dst[copyBlock:], src[copyBlock:]
+	for len(src) >= 64 {
+		m := min(len(src), maxBlocksBytes) &^ 63
+		s += copySumBlocks(dst[:m], src[:m])
+		dst, src = dst[m:], src[m:]
 	}
 	copy(dst, src)
-	s = addSums(s, sumLE(dst))
+	s += sumLE(dst)
 	return addSums(initial, uint64(bits.ReverseBytes16(foldLE(s))))
 }
 

@@ -63,3 +63,27 @@ func TestChecksumAllocs(t *testing.T) {
 		t.Fatalf("%v allocs", n)
 	}
 }
+
+// TestSumLargeAndUnaligned checks the block loops (SSE2 on amd64) against the reference for
+// every alignment, lengths around the 64-byte blocks and beyond maxBlocksBytes, and all-0xFF
+// data (the largest lane values).
+func TestSumLargeAndUnaligned(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	big := randBytes(rng, 3*maxBlocksBytes+77)
+	ff := bytes.Repeat([]byte{0xFF}, 2*maxBlocksBytes+130)
+	for _, src := range [][]byte{big, ff} {
+		for _, n := range []int{63, 64, 65, 127, 128, 1468, 65553, maxBlocksBytes - 1, maxBlocksBytes + 64, len(src) - 16} {
+			for off := 0; off < 16; off += 5 {
+				b := src[off : off+n]
+				want := uint16(refSum(b))
+				if got := Fold(Sum(b, 0)); got != want {
+					t.Fatalf("len %d off %d: Sum %#04x, want %#04x", n, off, got, want)
+				}
+				dst := make([]byte, n+3)
+				if got := Fold(CopyAndSum(dst[3:], b, 0)); got != want || !bytes.Equal(dst[3:], b) {
+					t.Fatalf("len %d off %d: CopyAndSum %#04x, want %#04x", n, off, got, want)
+				}
+			}
+		}
+	}
+}
