@@ -30,6 +30,21 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock (tests inject one). Default time.Now.
 	Now func() time.Time
+	// Observe, if set, is called after every pass (metrics). It must not block; it may call
+	// the Reconciler's read methods.
+	Observe func(PassResult)
+}
+
+// PassResult describes one reconcile pass.
+type PassResult struct {
+	Start    time.Time
+	Duration time.Duration
+	// Err is the joined error of the pass (nil when everything converged or is pending).
+	Err error
+	// Ready reports whether every tunnel port is ready.
+	Ready bool
+	// Ports counts the tunnel ports recorded in OVSDB.
+	Ports int
 }
 
 // HeartbeatInterval is the default heartbeat period; a heartbeat older than HeartbeatStale
@@ -201,6 +216,18 @@ func (r *Reconciler) Passes() int {
 // status written back. It returns the joined errors of everything that failed; what could be
 // done was done.
 func (r *Reconciler) Reconcile(ctx context.Context) error {
+	start := r.o.Now()
+	err := r.reconcile(ctx)
+	if r.o.Observe != nil {
+		r.mu.Lock()
+		res := PassResult{Start: start, Duration: r.o.Now().Sub(start), Err: err, Ready: r.ready, Ports: len(r.states)}
+		r.mu.Unlock()
+		r.o.Observe(res)
+	}
+	return err
+}
+
+func (r *Reconciler) reconcile(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.passes++

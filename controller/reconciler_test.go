@@ -417,3 +417,21 @@ func TestReady(t *testing.T) {
 		t.Fatal("ready without OVSDB")
 	}
 }
+
+func TestObserve(t *testing.T) {
+	e := newEnv(t, tunnelPort(t, 2, "peer=10.0.0.2"))
+	var got []controller.PassResult
+	r, err := controller.New(controller.Options{Store: e.store, Flows: e.flows, Links: e.links, Router: e.router,
+		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: e.udp},
+		Observe:   func(p controller.PassResult) { got = append(got, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Reconcile(context.Background())
+	e.udp.FailEnsure = 1
+	e.store.Update(func(bs *[]controller.Bridge) { (*bs)[0].Ports[2].ExternalIDs[controller.KeyMTU] = "1400" })
+	r.Reconcile(context.Background())
+	if len(got) != 2 || !got[0].Ready || got[0].Err != nil || got[0].Ports != 1 || got[1].Ready || got[1].Err == nil {
+		t.Fatalf("observed %+v", got)
+	}
+}
