@@ -9,18 +9,18 @@ import (
 
 // refChecksum is a plain RFC 1071 implementation, 16 bits at a time, used as the oracle.
 func refSum(b []byte) uint32 {
-	var s uint32
+	var s uint64
 	for len(b) >= 2 {
-		s += uint32(binary.BigEndian.Uint16(b))
+		s += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		s += uint32(b[0]) << 8
+		s += uint64(b[0]) << 8
 	}
 	for s>>16 != 0 {
 		s = s&0xFFFF + s>>16
 	}
-	return s
+	return uint32(s)
 }
 
 // randBytes returns n pseudo-random bytes from rng.
