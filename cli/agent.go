@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
+	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 	"github.com/sclp-ovs/sclp-ovs/offload"
 )
 
@@ -31,7 +32,7 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 			&ucli.DurationFlag{Name: "resync", Value: time.Second, Usage: "re-check the host this often (restores flows after an ovs-vswitchd restart)"},
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
 			&ucli.StringFlag{Name: "pin-path", Usage: "bpffs directory for mode=ip's pinned programs and maps (default /sys/fs/bpf/sclp-ovs, with -netnsINODE appended outside the initial network namespace)"},
-			&ucli.BoolFlag{Name: "debug", Usage: "log every reconcile step"},
+			&ucli.StringFlag{Name: "metrics-address", Value: metrics.DefaultAddress, Usage: "Prometheus /metrics, /healthz and /readyz (host:port; \"off\" disables)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
@@ -46,7 +47,7 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 				}
 			}
 			return runAgent(c.Context, d, AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
-				PinPath: c.String("pin-path"), Log: d.Log}, c.Duration("resync"))
+				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address")}, c.Duration("resync"))
 		},
 	}
 }
@@ -75,10 +76,18 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	}
 	defer closeDeps()
 
-	r, err := controller.New(controller.Options{Store: db, Flows: ad.Flows, Links: d.Links, Router: d.Router,
-		Datapaths: ad.Datapaths, Log: log, Resync: resync})
+	rec := &metrics.ReconcileRecorder{}
+	flows := metrics.TrackFlows(ad.Flows)
+	r, err := controller.New(controller.Options{Store: db, Flows: flows, Links: d.Links, Router: d.Router,
+		Datapaths: ad.Datapaths, Log: log, Resync: resync,
+		Observe: func(p controller.PassResult) { rec.Observe(p.Duration, p.Err) }})
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddress != "off" {
+		ep := metrics.Wire(ctx, metrics.WireOptions{Addr: cfg.MetricsAddress, Version: Version, Reconciler: r,
+			Store: db, Datapaths: ad.Datapaths, Flows: flows, Recorder: rec, Log: log})
+		defer ep.Close()
 	}
 	started := d.Now()
 	sock := agentSocket(cfg.DB)

@@ -57,13 +57,14 @@ type Deps struct {
 
 // AgentConfig is what the agent command was asked to run.
 type AgentConfig struct {
-	DB        string
-	RunDir    string
-	Log       *slog.Logger
-	UDPPort   uint16
-	PinPath   string
-	Modes     []offload.Mode
-	OfctlPath string
+	DB      string
+	RunDir  string
+	Log     *slog.Logger
+	UDPPort uint16
+	PinPath string
+	Modes   []offload.Mode
+	// MetricsAddress is where /metrics, /healthz and /readyz are served ("off": nowhere).
+	MetricsAddress string
 }
 
 // defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.

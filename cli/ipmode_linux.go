@@ -14,7 +14,9 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
@@ -194,4 +196,15 @@ func (d *ipDatapath) progID(kind, dev string) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(info.Program), true
+}
+
+// Stats returns the BPF counters (controller/metrics reads them as the mode=ip source).
+func (d *ipDatapath) Stats() (bpf.Stats, error) { return d.m.Stats() }
+
+// FallbackStats returns the userspace finish's counters.
+func (d *ipDatapath) FallbackStats() fallback.Stats { return d.pipe.Stats() }
+
+// HealthCheck asks the kernel whether every port's programs are attached (/healthz).
+func (d *ipDatapath) HealthCheck(ctx context.Context) error {
+	return metrics.AttachedCheck(d.m.Ports, nil).Fn(ctx)
 }

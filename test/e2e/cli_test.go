@@ -95,6 +95,13 @@ func TestCLI(t *testing.T) {
 			t.Errorf("show lacks %q:\n%s", want, show)
 		}
 	}
+	// The agent's metrics endpoint (loopback of the host namespace).
+	if code, body := s.httpGet(t, "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d: %s", code, body)
+	}
+	if _, body := s.httpGet(t, "/metrics"); !strings.Contains(body, "sclp_ovs_reconcile_passes_total") || !strings.Contains(body, `port="sclp0a000002"`) {
+		t.Errorf("/metrics lacks the agent's series:\n%.2000s", body)
+	}
 	var stats []map[string]any
 	if err := json.Unmarshal([]byte(s.mustSclp(t, "stats", "--json")), &stats); err != nil || len(stats) != 1 || stats[0]["port_counters"] == nil {
 		t.Fatalf("stats --json: %v %v", stats, err)

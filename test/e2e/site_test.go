@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -153,6 +155,29 @@ func (s *site) ovsdbState(t *testing.T) string {
 	ifaces := s.ovs.MustVsctl(t, "--columns=name,external_ids", "list", "Interface")
 	ports := s.ovs.MustVsctl(t, "--columns=name,protected", "list", "Port")
 	return show + ifaces + ports
+}
+
+// httpGet fetches path from the agent's metrics endpoint (127.0.0.1:9310 in the host
+// namespace). The connection is opened on a thread inside the namespace.
+func (s *site) httpGet(t *testing.T, path string) (int, string) {
+	t.Helper()
+	var conn net.Conn
+	if err := s.Do(func() (err error) {
+		conn, err = net.DialTimeout("tcp4", "127.0.0.1:9310", 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("%s: metrics endpoint: %v", s.Name, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: agent\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s: GET %s: %v", s.Name, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // linkUp reports whether a device exists in the host namespace.
