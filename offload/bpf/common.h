@@ -35,6 +35,8 @@
 #define RX_MAX_PKT 16064  /* largest IPv4 packet the rx program copies to the ring */
 #define REC_HDR 16        /* ring-buffer record header (offload/bpf/record.go) */
 #define RING_SMALL_PKT 1504 /* packets up to this size are loaded straight into the ring */
+#define MERGE_MAX 16000     /* largest message (VXLAN + frame) the rx program reassembles */
+#define MERGE_TIMEOUT_NS 20000000ULL /* a merge slot idle this long may be evicted */
 
 /* Ring-buffer record reasons (offload/bpf/record.go). */
 #define REASON_MULTI 1
@@ -71,7 +73,11 @@ struct rx_key {
 struct rx_port {
 	__u32 ifindex; /* datapath-side veth of the tunnel port */
 	__u32 mtu;     /* tunnel port MTU: largest inner L3 packet it takes */
+	__u32 flags;   /* RXF_* */
 };
+
+/* rx_port.flags */
+#define RXF_MERGE 1 /* reassemble in-order multi-segment messages that fit the port in BPF */
 
 /* Statistics: one counter per event and drop reason (names in offload/bpf/stats.go). */
 enum stat {
@@ -106,6 +112,12 @@ enum stat {
 	ST_RX_DROP_UNKNOWN_VNI,
 	ST_RX_DROP_TOO_BIG,
 	ST_RX_DROP_ERROR,
+	ST_RX_MERGED,
+	ST_RX_MERGED_BYTES,
+	ST_RX_MERGE_SEGMENTS,
+	ST_RX_EXC_OOO,
+	ST_RX_EXC_BUSY,
+	ST_RX_EXC_MERGED_RUN,
 	ST_MAX,
 };
 

@@ -60,10 +60,15 @@ func be32(a netip.Addr) uint32 {
 // addRxPort makes peer known and binds (peer, vni) to ifindex with the given MTU.
 func addRxPort(tb testing.TB, o *SclpObjects, peer netip.Addr, vni, ifindex, mtu uint32) {
 	tb.Helper()
+	addRxPortFlags(tb, o, peer, vni, ifindex, mtu, 0)
+}
+
+func addRxPortFlags(tb testing.TB, o *SclpObjects, peer netip.Addr, vni, ifindex, mtu, flags uint32) {
+	tb.Helper()
 	if err := o.Peers.Put(be32(peer), uint32(1)); err != nil {
 		tb.Fatal(err)
 	}
-	if err := o.RxPorts.Put(SclpRxKey{Peer: be32(peer), Vni: vni}, SclpRxPort{Ifindex: ifindex, Mtu: mtu}); err != nil {
+	if err := o.RxPorts.Put(SclpRxKey{Peer: be32(peer), Vni: vni}, SclpRxPort{Ifindex: ifindex, Mtu: mtu, Flags: flags}); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -134,7 +139,7 @@ func packet(tb testing.TB, src netip.Addr, h sclp.Header, payload []byte) []byte
 // run runs prog on pkt and returns the verdict and the (possibly rewritten) packet.
 func run(tb testing.TB, prog *ebpf.Program, pkt []byte) (uint32, []byte) {
 	tb.Helper()
-	out := make([]byte, len(pkt)+256)
+	out := make([]byte, len(pkt)+16384)
 	opts := ebpf.RunOptions{Data: pkt, DataOut: out}
 	ret, err := prog.Run(&opts)
 	if err != nil {

@@ -69,6 +69,23 @@ static __always_inline int csum_ok(struct __sk_buff *skb, __u32 n)
 	return csum_fold(sum) == 0xffff;
 }
 
+static __always_inline void count_exc(struct sclp_stats *st, __u32 reason)
+{
+	switch (reason) {
+	case REASON_MULTI:
+		COUNT(st, ST_RX_EXC_MULTI);
+		break;
+	case REASON_OOO:
+		COUNT(st, ST_RX_EXC_OOO);
+		break;
+	case REASON_FULL:
+		COUNT(st, ST_RX_EXC_BUSY);
+		break;
+	default:
+		COUNT(st, ST_RX_EXC_LARGE);
+	}
+}
+
 static __always_inline void put_rec_hdr(__u32 *h, struct __sk_buff *skb, __u32 n, __u32 reason)
 {
 	h[0] = reason;
@@ -98,7 +115,7 @@ static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st,
 		}
 		put_rec_hdr((__u32 *)rec, skb, n, reason);
 		bpf_ringbuf_submit(rec, 0);
-		COUNT(st, reason == REASON_MULTI ? ST_RX_EXC_MULTI : ST_RX_EXC_LARGE);
+		count_exc(st, reason);
 		return TC_ACT_SHOT;
 	}
 	__u32 zero = 0;
@@ -121,9 +138,11 @@ static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st,
 		COUNT(st, ST_RX_RING_FULL);
 		return TC_ACT_SHOT;
 	}
-	COUNT(st, reason == REASON_MULTI ? ST_RX_EXC_MULTI : ST_RX_EXC_LARGE);
+	count_exc(st, reason);
 	return TC_ACT_SHOT;
 }
+
+#include "merge.h"
 
 /* deliver decapsulates a single-segment message in place and redirects the inner frame
  * (inner bytes) into the tunnel port's datapath-side veth, whose peer pops it out. */
@@ -231,7 +250,7 @@ int sclp_rx(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	if (!first)
-		return to_ring(skb, st, tot, REASON_MULTI);
+		return merge_next(skb, st, saddr, *(__u32 *)sh, *(__u32 *)(sh + 4), s, rem, tot);
 
 	/* First segment: the VXLAN header is its first 8 payload bytes. */
 	data = (void *)(long)skb->data;
@@ -253,8 +272,14 @@ int sclp_rx(struct __sk_buff *skb)
 		COUNT(st, ST_RX_DROP_UNKNOWN_VNI);
 		return TC_ACT_SHOT;
 	}
-	if (rem)
+	if (rem) {
+		__u32 size = s + rem;
+		if ((port->flags & RXF_MERGE) && size <= MERGE_MAX &&
+		    size - VXLAN_HLEN >= ETH_HLEN + IP_HLEN &&
+		    size - VXLAN_HLEN <= port->mtu + ETH_HLEN + 4)
+			return merge_first(skb, st, port, tot, size);
 		return to_ring(skb, st, tot, REASON_MULTI);
+	}
 	__u32 inner = s - VXLAN_HLEN;
 	if (inner < ETH_HLEN) {
 		COUNT(st, ST_RX_DROP_SHORT);

@@ -26,10 +26,25 @@ type SclpRxKey struct {
 	Vni  uint32
 }
 
+type SclpRxMerge struct {
+	_       structs.HostLayout
+	Rec     [32432]uint8
+	Touched uint64
+	Active  uint32
+	Src     uint32
+	Ports   uint32
+	Word    uint32
+	Size    uint32
+	Next    uint32
+	Port    uint32
+	Ingress uint32
+}
+
 type SclpRxPort struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Mtu     uint32
+	Flags   uint32
 }
 
 type SclpRxScratch struct {
@@ -39,7 +54,7 @@ type SclpRxScratch struct {
 
 type SclpSclpStats struct {
 	_ structs.HostLayout
-	C [31]uint64
+	C [37]uint64
 }
 
 type SclpTxPort struct {
@@ -71,6 +86,7 @@ const (
 	SclpMapExceptions   = "exceptions"
 	SclpMapPeers        = "peers"
 	SclpMapPortMeta     = "port_meta"
+	SclpMapRxMerge      = "rx_merge"
 	SclpMapRxPorts      = "rx_ports"
 	SclpMapRxScratch    = "rx_scratch"
 	SclpMapStats        = "stats"
@@ -134,6 +150,7 @@ type SclpMapSpecs struct {
 	Exceptions *ebpf.MapSpec `ebpf:"exceptions"`
 	Peers      *ebpf.MapSpec `ebpf:"peers"`
 	PortMeta   *ebpf.MapSpec `ebpf:"port_meta"`
+	RxMerge    *ebpf.MapSpec `ebpf:"rx_merge"`
 	RxPorts    *ebpf.MapSpec `ebpf:"rx_ports"`
 	RxScratch  *ebpf.MapSpec `ebpf:"rx_scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -171,6 +188,7 @@ type SclpMaps struct {
 	Exceptions *ebpf.Map `ebpf:"exceptions"`
 	Peers      *ebpf.Map `ebpf:"peers"`
 	PortMeta   *ebpf.Map `ebpf:"port_meta"`
+	RxMerge    *ebpf.Map `ebpf:"rx_merge"`
 	RxPorts    *ebpf.Map `ebpf:"rx_ports"`
 	RxScratch  *ebpf.Map `ebpf:"rx_scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -183,6 +201,7 @@ func (m *SclpMaps) Close() error {
 		m.Exceptions,
 		m.Peers,
 		m.PortMeta,
+		m.RxMerge,
 		m.RxPorts,
 		m.RxScratch,
 		m.Stats,

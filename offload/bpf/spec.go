@@ -28,12 +28,21 @@ const (
 	TxFlagFIB uint32 = 1
 )
 
+// RX port flags (rx_port.flags).
+const (
+	// RxFlagMerge makes the rx program reassemble in-order multi-segment messages whose
+	// frame fits the port MTU (and MaxMerge) and deliver them as one frame.
+	RxFlagMerge uint32 = 1
+)
+
 // Limits of the programs (common.h).
 const (
 	MinMSS = 512
 	MaxMSS = 16000
 	// MaxRxPacket is the largest IPv4 packet the rx program validates and copies.
 	MaxRxPacket = 16064
+	// MaxMerge is the largest message (VXLAN header + frame) the rx program reassembles.
+	MaxMerge = 16000
 )
 
 // Spec returns the collection spec with the per-CPU scratch map sized for this machine.

@@ -75,6 +75,21 @@ type Stats struct {
 	RxDropTooBig uint64
 	// RxDropError counts packets dropped because a helper failed.
 	RxDropError uint64
+	// RxMerged counts multi-segment messages reassembled and delivered as one frame by BPF.
+	RxMerged uint64
+	// RxMergedBytes counts inner frame bytes of those messages.
+	RxMergedBytes uint64
+	// RxMergeSegments counts segments absorbed into BPF reassembly.
+	RxMergeSegments uint64
+	// RxExcOutOfOrder counts segments handed to userspace because they broke the order of
+	// the message being reassembled in BPF (reason 2).
+	RxExcOutOfOrder uint64
+	// RxExcBusy counts first segments handed to userspace because the per-CPU reassembly
+	// slot was busy (reason 4).
+	RxExcBusy uint64
+	// RxExcMergedRun counts partial messages flushed from BPF reassembly to userspace as a
+	// merged run (reason 5).
+	RxExcMergedRun uint64
 }
 
 // CounterNames are the snake_case names of the counters, in enum stat order.
@@ -86,7 +101,8 @@ var CounterNames = [...]string{
 	"rx_exc_large", "rx_ring_full", "rx_drop_short", "rx_drop_empty", "rx_drop_bad_ip",
 	"rx_drop_bad_port", "rx_drop_unknown_peer", "rx_drop_bad_remaining",
 	"rx_drop_bad_checksum", "rx_drop_bad_vxlan", "rx_drop_unknown_vni", "rx_drop_too_big",
-	"rx_drop_error",
+	"rx_drop_error", "rx_merged", "rx_merged_bytes", "rx_merge_segments", "rx_exc_out_of_order",
+	"rx_exc_busy", "rx_exc_merged_run",
 }
 
 var _ = [1]int{}[len(CounterNames)-NumCounters] // CounterNames covers every counter
@@ -101,7 +117,8 @@ func (s *Stats) fields() [NumCounters]*uint64 {
 		&s.RxExcLarge, &s.RxRingFull, &s.RxDropShort, &s.RxDropEmpty, &s.RxDropBadIP,
 		&s.RxDropBadPort, &s.RxDropUnknownPeer, &s.RxDropBadRemaining,
 		&s.RxDropBadChecksum, &s.RxDropBadVXLAN, &s.RxDropUnknownVNI, &s.RxDropTooBig,
-		&s.RxDropError,
+		&s.RxDropError, &s.RxMerged, &s.RxMergedBytes, &s.RxMergeSegments, &s.RxExcOutOfOrder,
+		&s.RxExcBusy, &s.RxExcMergedRun,
 	}
 }
 

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* In-BPF reassembly (stages 1 and 2 of SCLP.md for the simple case): for ports flagged
+ * RXF_MERGE (tunnel port MTU larger than one segment can carry), an in-order multi-segment
+ * message whose frame fits the port MTU and MERGE_MAX is collected in a per-CPU slot and
+ * delivered as ONE frame rebuilt in the last segment's skb. A BPF-built frame is never GSO,
+ * hence the port MTU bound. Anything else leaves through the ring, never silently:
+ *   - a segment of another message: reason 1 (the slot keeps its message);
+ *   - a gap or duplicate in the slot's message: the held run goes out as a merged run
+ *     (reason 5: synthetic SCLP header, no valid checksum) and the segment as reason 2;
+ *   - a new first segment while the slot is busy: reason 4, unless the slot has been idle
+ *     for MERGE_TIMEOUT_NS, then the held run is flushed (reason 5) and the slot reused.
+ * Segments of one message arrive on one CPU: the sender emits them back to back from one CPU,
+ * and receive hashing of protocol 234 uses the outer addresses only. */
+#ifndef SCLP_MERGE_H
+#define SCLP_MERGE_H
+
+#include "common.h"
+
+#define MERGE_HDR (REC_HDR + IP_HLEN + SCLP_HLEN) /* record header | IPv4 | SCLP */
+
+struct rx_merge {
+	__u8 rec[MERGE_HDR + MERGE_MAX + 16384]; /* the message bytes follow the headers */
+	__u64 touched;
+	__u32 active;
+	__u32 src;
+	__u32 ports; /* SCLP source and destination port, as on the wire */
+	__u32 word;  /* SCLP id word without F, as on the wire */
+	__u32 size;
+	__u32 next;
+	__u32 port;    /* tunnel port's datapath-side veth */
+	__u32 ingress; /* underlay ifindex */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rx_merge);
+} rx_merge SEC(".maps");
+
+/* merge_flush hands the held run to userspace as a merged run and frees the slot. */
+static __always_inline void merge_flush(struct rx_merge *m, struct sclp_stats *st)
+{
+	__u32 next = m->next;
+	m->active = 0;
+	if (next > MERGE_MAX)
+		return;
+	__u32 *h = (__u32 *)m->rec;
+	h[0] = REASON_MERGED;
+	h[1] = IP_HLEN + SCLP_HLEN + next;
+	h[2] = m->ingress;
+	h[3] = 0; /* a merged run has no valid SCLP checksum */
+	__u8 *ip = m->rec + REC_HDR;
+	*(__u16 *)(ip + 2) = bpf_htons(IP_HLEN + SCLP_HLEN + next);
+	*(__u16 *)(ip + 10) = 0;
+	__u64 sum = 0;
+#pragma unroll
+	for (int i = 0; i < IP_HLEN; i += 2)
+		sum += *(__u16 *)(ip + i);
+	*(__u16 *)(ip + 10) = ~csum_fold(sum);
+	__u8 *sh = ip + IP_HLEN;
+	*(__u16 *)(sh + 8) = bpf_htons((__u16)(m->size - next));
+	*(__u16 *)(sh + 10) = 0;
+	if (bpf_ringbuf_output(&exceptions, m->rec, MERGE_HDR + next, 0)) {
+		COUNT(st, ST_RX_RING_FULL);
+		return;
+	}
+	COUNT(st, ST_RX_EXC_MERGED_RUN);
+}
+
+static __always_inline struct rx_merge *merge_slot(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&rx_merge, &zero);
+}
+
+/* merge_first starts collecting a message from its first segment (tot bytes of IPv4). */
+static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats *st,
+				       struct rx_port *port, __u32 tot, __u32 size)
+{
+	struct rx_merge *m = merge_slot();
+	if (!m) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	if (m->active) {
+		if (now - m->touched < MERGE_TIMEOUT_NS)
+			return to_ring(skb, st, tot, REASON_FULL);
+		merge_flush(m, st);
+	}
+	if (tot < IP_HLEN + SCLP_HLEN + 1 || tot > IP_HLEN + SCLP_HLEN + MERGE_MAX) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u32 n = ((tot - 1) & 0x3fff) + 1; /* == tot; a form the verifier keeps in [1, 16384] */
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, m->rec + REC_HDR, n)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u8 *ip = m->rec + REC_HDR;
+	m->src = *(__u32 *)(ip + 12);
+	m->ports = *(__u32 *)(ip + IP_HLEN);
+	m->word = *(__u32 *)(ip + IP_HLEN + 4) & ~bpf_htonl(1);
+	m->size = size;
+	m->next = tot - IP_HLEN - SCLP_HLEN;
+	m->port = port->ifindex;
+	m->ingress = skb->ifindex;
+	m->touched = now;
+	m->active = 1;
+	COUNT(st, ST_RX_MERGE_SEGMENTS);
+	return TC_ACT_SHOT;
+}
+
+/* merge_next offers a non-first segment (s payload bytes, remaining rem) to the slot. */
+static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *st, __u32 saddr,
+				      __u32 ports, __u32 word, __u32 s, __u32 rem, __u32 tot)
+{
+	struct rx_merge *m = merge_slot();
+	if (!m || !m->active || m->src != saddr || m->ports != ports || m->word != word)
+		return to_ring(skb, st, tot, REASON_MULTI);
+	__u32 next = m->next;
+	__u32 size = m->size;
+	if (size - (s + rem) != next || next + s > size) {
+		merge_flush(m, st);
+		return to_ring(skb, st, tot, REASON_OOO);
+	}
+	if (next > MERGE_MAX || s < 1 || s > MERGE_MAX) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	barrier_var(next);
+	__u32 n = ((s - 1) & 0x3fff) + 1; /* == s */
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + IP_HLEN + SCLP_HLEN, m->rec + MERGE_HDR + next, n)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	COUNT(st, ST_RX_MERGE_SEGMENTS);
+	m->next = next + s;
+	m->touched = bpf_ktime_get_ns();
+	if (m->next != size)
+		return TC_ACT_SHOT;
+
+	/* Complete: rebuild the inner frame in this skb and deliver it. */
+	m->active = 0;
+	__u32 frame = size - VXLAN_HLEN;
+	if (frame < ETH_HLEN + IP_HLEN || frame > MERGE_MAX) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u32 n2 = ((frame - 1) & 0x3fff) + 1; /* == frame */
+	if (bpf_skb_change_tail(skb, frame, 0) ||
+	    bpf_skb_store_bytes(skb, 0, m->rec + MERGE_HDR + VXLAN_HLEN, n2, 0)) {
+		COUNT(st, ST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
+	COUNT(st, ST_RX_MERGED);
+	COUNT_N(st, ST_RX_MERGED_BYTES, frame);
+	return bpf_redirect(m->port, 0);
+}
+
+#endif
