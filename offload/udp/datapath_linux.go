@@ -169,7 +169,8 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 		if err != nil {
 			return p, err
 		}
-		w := &txWorker{p: p, fd: fd, snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64)}
+		w := &txWorker{p: p, fd: fd, snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64),
+			ubuf: make([]byte, sclp.MaxMessageLen)}
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go w.run()

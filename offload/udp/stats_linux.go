@@ -7,10 +7,11 @@ import "github.com/sclp-ovs/sclp-ovs/offload/fallback"
 // PortStats are the counters of one tunnel port.
 type PortStats struct {
 	// TxFrames and TxBytes count frames read from the tunnel port and sent; TxMessages the
-	// SCLP messages (one per frame) and TxSegments the SCLP segments (UDP datagrams) sent.
+	// SCLP messages (one per frame, one per datagram of a UDP GSO frame) and TxSegments the
+	// SCLP segments (UDP datagrams) sent.
 	TxFrames, TxBytes, TxMessages, TxSegments uint64
 	// TxTooLarge counts frames above sclp.MaxMessageLen; TxUnsupportedGSO frames with a GSO
-	// type other than TCPv4/TCPv6 (UDP GSO from the VM); TxSendErrors failed sendmsg calls;
+	// type other than TCPv4/TCPv6/UDP-L4 (or a UDP GSO frame that is not UDP over IP); TxSendErrors failed sendmsg calls;
 	// TxTruncated frames larger than the read buffer.
 	TxTooLarge, TxUnsupportedGSO, TxSendErrors, TxTruncated uint64
 	// TxBackpressureWaits counts the times a worker waited for room in the underlay socket

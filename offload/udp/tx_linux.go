@@ -3,6 +3,7 @@
 package udp
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -29,6 +30,7 @@ type txWorker struct {
 	fd     int
 	snd    *sender
 	buf    []byte
+	ubuf   []byte        // scratch for datagrams cut from a UDP GSO frame
 	frames atomic.Uint64 // frames this worker sent (shows how the fanout spreads flows)
 }
 
@@ -67,7 +69,8 @@ func (w *txWorker) recv() (int, unix.Errno) {
 // VnetHdrLen is the virtio_net_hdr length in front of every frame read.
 const VnetHdrLen = 10
 
-// handle turns the frame just read (n bytes including the vnet header) into one message.
+// handle turns the frame just read (n bytes including the vnet header) into one message, or,
+// for a UDP GSO frame, into one message per datagram.
 func (w *txWorker) handle(n int) {
 	st := &w.p.tx
 	if n > len(w.buf)-(frameOff-VnetHdrLen) {
@@ -78,17 +81,33 @@ func (w *txWorker) handle(n int) {
 		return
 	}
 	vh := w.buf[frameOff-VnetHdrLen : frameOff]
-	if gso := vh[1] &^ 0x80; gso != 0 && gso != 1 && gso != 4 { // only TCPv4/TCPv6 GSO survive
+	frame := w.buf[frameOff : frameOff-VnetHdrLen+n]
+	switch gso := vh[1] &^ 0x80; gso {
+	case 0, 1, 4: // none, TCPv4, TCPv6: the receiver re-derives TCP GSO from its port MTU
+	case 5: // UDP L4 (UDP_SEGMENT inside the VM): one message per datagram
+		w.splitUDP(frame, int(binary.LittleEndian.Uint16(vh[4:])))
+		return
+	default:
 		st.unsupported.Add(1)
 		return
 	}
-	frame := w.buf[frameOff : frameOff-VnetHdrLen+n]
 	if len(frame)+sclp.VXLANHeaderLen > sclp.MaxMessageLen {
 		st.tooLarge.Add(1)
 		return
 	}
-	msg := w.buf[frameOff-sclp.VXLANHeaderLen : frameOff+len(frame)]
+	if w.sendMessage(w.buf[frameOff-sclp.VXLANHeaderLen : frameOff+len(frame)]) {
+		st.frames.Add(1)
+		w.frames.Add(1)
+		st.bytes.Add(uint64(len(frame)))
+	}
+}
+
+// sendMessage sends one message: msg is the inner frame preceded by 8 bytes of room for the
+// VXLAN header. It reports success.
+func (w *txWorker) sendMessage(msg []byte) bool {
+	st := &w.p.tx
 	sclp.PutVXLAN(msg, w.p.spec.VNI)
+	frame := msg[sclp.VXLANHeaderLen:]
 	sport := sclp.SourcePort(frame)
 	fd := w.p.src.fd(sport)
 	base := sclp.Header{SrcPort: sport, DstPort: sclp.VXLANPort, ID: w.p.ids.Next()}
@@ -98,10 +117,89 @@ func (w *txWorker) handle(n int) {
 	st.segments.Add(uint64(segs))
 	if err != nil {
 		st.sendErrs.Add(1)
+		return false
+	}
+	st.messages.Add(1)
+	return true
+}
+
+// splitUDP cuts a UDP GSO frame (gso_type UDP_L4, as a VM using UDP_SEGMENT sends it) into
+// its datagrams, each sent as its own message: the receiver could not know the segment size
+// of one large UDP frame. Each datagram gets the frame's headers with its own lengths (and,
+// for IPv4, id and header checksum); its UDP checksum field is left as it is, since the
+// receiver re-seeds it and delivers NEEDS_CSUM (docs/architecture.md, "Inner checksums").
+func (w *txWorker) splitUDP(frame []byte, size int) {
+	st := &w.p.tx
+	l2, ip6, iphl, ok := l3Header(frame)
+	hl := l2 + iphl + 8
+	if !ok || size <= 0 || len(frame) < hl {
+		st.unsupported.Add(1)
 		return
+	}
+	payload := frame[hl:]
+	out := w.ubuf[sclp.VXLANHeaderLen:]
+	copy(out, frame[:hl])
+	ip, udp := out[l2:l2+iphl], out[l2+iphl:hl]
+	id := uint16(0)
+	if !ip6 {
+		id = binary.BigEndian.Uint16(ip[4:])
+	}
+	for off := 0; off < len(payload); off += size {
+		chunk := payload[off:min(off+size, len(payload))]
+		if hl+len(chunk) > len(out) {
+			st.tooLarge.Add(1)
+			return
+		}
+		copy(out[hl:], chunk)
+		binary.BigEndian.PutUint16(udp[4:], uint16(8+len(chunk)))
+		if ip6 {
+			binary.BigEndian.PutUint16(ip[4:], uint16(8+len(chunk)))
+		} else {
+			binary.BigEndian.PutUint16(ip[2:], uint16(iphl+8+len(chunk)))
+			binary.BigEndian.PutUint16(ip[4:], id)
+			id++
+			binary.BigEndian.PutUint16(ip[10:], 0)
+			binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip)))
+		}
+		w.sendMessage(w.ubuf[:sclp.VXLANHeaderLen+hl+len(chunk)])
 	}
 	st.frames.Add(1)
 	w.frames.Add(1)
 	st.bytes.Add(uint64(len(frame)))
-	st.messages.Add(1)
+}
+
+// l3Header finds the L2 length and the IP header of an Ethernet frame carrying IPv4 (any
+// header length) or IPv6 (fixed header, UDP next) with UDP.
+func l3Header(f []byte) (l2 int, ip6 bool, iphl int, ok bool) {
+	l2 = 14
+	if len(f) < 18 {
+		return 0, false, 0, false
+	}
+	et := binary.BigEndian.Uint16(f[12:])
+	if et == 0x8100 {
+		l2, et = 18, binary.BigEndian.Uint16(f[16:])
+	}
+	ip := f[l2:]
+	switch {
+	case et == 0x0800 && len(ip) >= 20 && ip[0]>>4 == 4 && ip[9] == 17:
+		return l2, false, int(ip[0]&0xf) * 4, int(ip[0]&0xf) >= 5
+	case et == 0x86dd && len(ip) >= 40 && ip[0]>>4 == 6 && ip[6] == 17:
+		return l2, true, 40, true
+	}
+	return 0, false, 0, false
+}
+
+// sum16 adds big-endian 16-bit words (even length) without folding.
+func sum16(b []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	return s
+}
+
+func fold(s uint32) uint16 {
+	s = s>>16 + s&0xffff
+	s += s >> 16
+	return uint16(s)
 }
