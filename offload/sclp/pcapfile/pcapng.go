@@ -28,7 +28,7 @@ type ngIface struct {
 func (pr *Reader) startNG() error {
 	pr.next = pr.nextNG
 	pr.ifaces = []ngIface{}
-	typ, body, err := pr.readBlockWithOrder()
+	typ, body, err := pr.readBlockWithOrder(ErrNotPcap)
 	if err != nil {
 		return err
 	}
@@ -39,8 +39,9 @@ func (pr *Reader) startNG() error {
 	return nil
 }
 
-// readBlockWithOrder reads a section header block, learning the byte order from it.
-func (pr *Reader) readBlockWithOrder() (uint32, []byte, error) {
+// readBlockWithOrder reads a section header block, learning the byte order from it. A bad
+// byte-order magic is reported as errBad: ErrNotPcap for the first section, ErrCorrupt later.
+func (pr *Reader) readBlockWithOrder(errBad error) (uint32, []byte, error) {
 	h, err := pr.read(12)
 	if err != nil {
 		return 0, nil, fmt.Errorf("read section header: %w", truncated(err))
@@ -50,7 +51,7 @@ func (pr *Reader) readBlockWithOrder() (uint32, []byte, error) {
 		pr.order = binary.LittleEndian
 	default:
 		if binary.BigEndian.Uint32(h[8:]) != ngByteOrder {
-			return 0, nil, fmt.Errorf("section byte-order magic: %w", ErrNotPcap)
+			return 0, nil, fmt.Errorf("section byte-order magic: %w", errBad)
 		}
 		pr.order = binary.BigEndian
 	}
@@ -76,7 +77,7 @@ func (pr *Reader) nextNG() (Packet, error) {
 			return Packet{}, fmt.Errorf("read block header: %w", truncated(err))
 		}
 		if binary.LittleEndian.Uint32(peek) == blockSHB {
-			if _, _, err := pr.readBlockWithOrder(); err != nil {
+			if _, _, err := pr.readBlockWithOrder(ErrCorrupt); err != nil {
 				return Packet{}, err
 			}
 			continue
