@@ -1,6 +1,7 @@
 package fallback
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -152,16 +153,21 @@ func (w *Worker) HandleRun(key sclp.Key, chunks [][]byte) bool {
 	for _, c := range chunks {
 		total += len(c)
 	}
+	first := chunks[0]
+	chunks[0] = inner
+	if err := port.InjectChunks(chunks); err != nil {
+		if errors.Is(err, ErrShortFrame) {
+			chunks[0] = first // headers not all in the first chunk: let the reassembler do it
+			return false
+		}
+		w.st.InjectErrors++
+	} else {
+		w.st.InjectedFrames++
+		w.st.InjectedBytes += uint64(total - sclp.VXLANHeaderLen)
+	}
 	w.st.Pieces += uint64(len(chunks))
 	w.st.ZeroCopy++
 	w.zcBytes += uint64(total)
-	chunks[0] = inner
-	if err := port.InjectChunks(chunks); err != nil {
-		w.st.InjectErrors++
-		return true
-	}
-	w.st.InjectedFrames++
-	w.st.InjectedBytes += uint64(total - sclp.VXLANHeaderLen)
 	return true
 }
 

@@ -55,7 +55,7 @@ func openSrcSockets(local netip.Addr, n, buf int) (*srcSockets, error) {
 
 // fd returns the socket of the bucket of flow hash sport.
 func (s *srcSockets) fd(sport uint16) int {
-	i := int(sport-sclp.SrcPortMin) * len(s.fds) / srcRange
+	i := int(max(sport, sclp.SrcPortMin)-sclp.SrcPortMin) * len(s.fds) / srcRange
 	return s.fds[i]
 }
 
