@@ -44,6 +44,8 @@ type bedOptions struct {
 	MTU int
 	// Legacy attaches with clsact filters, as on a kernel without TCX.
 	Legacy bool
+	// InnerMTU overrides the VMs' MTU (default MTU - 54): larger makes a jumbo overlay.
+	InnerMTU int
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -68,6 +70,9 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		o.MTU = 1500
 	}
 	b.innerMTU = o.MTU - 54
+	if o.InnerMTU != 0 {
+		b.innerMTU = o.InnerMTU
+	}
 	b.hosts = testbed.NewHosts(t, testbed.HostsOptions{TxChecksumOff: o.TxChecksumOff, MTU: o.MTU})
 	for i, h := range b.hosts {
 		vm := testbed.NewVM(t, h.NS, testbed.VMOptions{

@@ -218,6 +218,10 @@ func (m *Manager) writeMaps(st *portState, tx bpf.SclpTxPort) error {
 	key := uint32(st.dev)
 	rxKey := bpf.SclpRxKey{Peer: be32(st.spec.Peer), Vni: st.spec.VNI}
 	rx := bpf.SclpRxPort{Ifindex: uint32(st.dev), Mtu: uint32(st.spec.MTU)}
+	// Merge in BPF only where a frame the port takes can span several segments.
+	if st.spec.MTU+18+8 > int(tx.Mss) {
+		rx.Flags |= bpf.RxFlagMerge
+	}
 	if err := m.bpfMap(bpf.MapTxPorts).Put(key, tx); err != nil {
 		return fmt.Errorf("write tx port %s: %w", st.spec.Name, err)
 	}
