@@ -2,9 +2,16 @@ package sclp
 
 import "net/netip"
 
-// create makes a partial message for key with a buffer of class c, evicting under the caps
-// as needed. It returns nil when the caps cannot make room.
-func (r *Reassembler) create(t int64, key Key, c int) *entry {
+// create makes a partial message for key, evicting under the caps as needed, and returns nil
+// when the caps cannot make room. With a known size (its first piece came first) the buffer
+// is the smallest class that holds it and the message ends at byte size, so it starts at the
+// buffer's aligned beginning; with size -1 the buffer is the largest class and the message
+// ends at the buffer's end.
+func (r *Reassembler) create(t int64, key Key, size int) *entry {
+	c := maxClass
+	if size >= 0 {
+		c = classFor(size)
+	}
 	need := classSize(c)
 	if !r.admit(key.Src, need) {
 		return nil
@@ -17,6 +24,10 @@ func (r *Reassembler) create(t int64, key Key, c int) *entry {
 	e.key, e.created, e.size, e.held = key, t, -1, 0
 	e.buf = r.bufs.get(c)
 	e.class = int8(c)
+	e.end = len(e.buf.b)
+	if size >= 0 {
+		e.end = size
+	}
 	e.peer = pr
 	r.entries[key] = e
 	r.age.pushBack(e)

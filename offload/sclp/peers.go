@@ -120,6 +120,7 @@ type entry struct {
 	size         int   // message size, -1 until the first piece arrives
 	held         int   // payload bytes held
 	buf          *buffer
+	end          int    // the message's last byte is buf.b[end-1]; pieces are placed from there
 	class        int8   // size class of buf, accounted in the caps
 	spans        []span // sorted, disjoint, never adjacent
 	peer         *peer

@@ -27,9 +27,9 @@ func classFor(n int) int {
 	return maxClass
 }
 
-// buffer is a pooled message buffer. A message is stored right-aligned: its last byte is the
-// buffer's last byte, because a later piece knows its distance from the end (Remaining)
-// before the message size is known.
+// buffer is a pooled message buffer. Pieces are placed by their distance from the message's
+// end (Remaining), which a later piece knows before the message size is known; entry.end says
+// where in the buffer the message ends.
 type buffer struct {
 	b     []byte
 	class int8

@@ -100,11 +100,11 @@ func (r *Reassembler) AddPiece(now time.Time, p *Piece) (Message, Result) {
 		e = r.entries[p.Key]
 	}
 	if e == nil {
-		c := maxClass
+		size := -1
 		if p.First {
-			c = classFor(s + rem)
+			size = s + rem
 		}
-		if e = r.create(t, p.Key, c); e == nil {
+		if e = r.create(t, p.Key, size); e == nil {
 			return r.reject(DropOverLimit)
 		}
 	}
@@ -132,7 +132,7 @@ func (e *entry) place(p *Piece, maxSpans int) DropReason {
 		// Fast path: the next piece in order (or the previous one of a run held from the
 		// end) extends the only run towards the end of the message.
 		e.spans[0].lo = rem
-		end := len(e.buf.b) - rem
+		end := e.end - rem
 		copy(e.buf.b[end-s:end], p.Payload)
 		e.held += s
 		return DropNone
@@ -144,7 +144,7 @@ func (e *entry) place(p *Piece, maxSpans int) DropReason {
 			return DropOverlap
 		case e.size < 0 && len(e.spans) > 0 && e.spans[len(e.spans)-1].hi > size:
 			return DropOverlap
-		case size > len(e.buf.b):
+		case size > e.end:
 			return DropOverLimit // cannot happen: an unknown size always has the largest class
 		}
 	} else if e.size >= 0 && s+rem > e.size {
@@ -160,7 +160,7 @@ func (e *entry) place(p *Piece, maxSpans int) DropReason {
 	if p.First {
 		e.size = s + rem
 	}
-	end := len(e.buf.b) - rem
+	end := e.end - rem
 	copy(e.buf.b[end-s:end], p.Payload)
 	e.held += s
 	return DropNone
@@ -208,8 +208,7 @@ func (e *entry) insert(sp span, maxSpans int) DropReason {
 
 // complete removes e, which holds its whole message, and returns the message.
 func (r *Reassembler) complete(e *entry) Message {
-	b := e.buf.b
-	m := Message{Key: e.key, Payload: b[len(b)-e.size:], buf: e.buf}
+	m := Message{Key: e.key, Payload: e.buf.b[e.end-e.size : e.end : e.end], buf: e.buf}
 	e.buf.out = true
 	e.buf = nil
 	r.stats.Completed++
