@@ -50,7 +50,7 @@ func TestTCPAndPing(t *testing.T) {
 func TestUDPSmall(t *testing.T) {
 	p := newPair(t, pairOptions{})
 	p.ping(t) // resolve ARP first: the kernel queues only 3 packets per unresolved neighbour
-	ok, bad, _ := p.udpTransfer(t, 2000, 1200, 0)
+	ok, bad, _ := p.udpTransfer(t, 2000, 1200, 20*time.Microsecond)
 	p.dump(t)
 	t.Logf("udp 1200 B: %d of 2000 intact, %d corrupt", ok, bad)
 	if bad != 0 || ok < 1900 {
