@@ -156,7 +156,13 @@ func prepareFrame(head []byte, frameLen, mtu int) (VnetHdr, error) {
 	var h VnetHdr
 	switch proto {
 	case protoTCP:
-		if l4len < 20 || len(l4) < 20 || int(l4[12]>>4)*4 < 20 || l4len < int(l4[12]>>4)*4 {
+		if l4len < 20 {
+			return noOffload(frameLen, l2, mtu)
+		}
+		if len(l4) < 20 {
+			return VnetHdr{}, fmt.Errorf("prepare frame: tcp header beyond %d bytes: %w", len(head), ErrShortFrame)
+		}
+		if int(l4[12]>>4)*4 < 20 || l4len < int(l4[12]>>4)*4 {
 			return noOffload(frameLen, l2, mtu)
 		}
 		thl := int(l4[12]>>4) * 4

@@ -105,3 +105,49 @@ func FuzzPrepareFrame(f *testing.F) {
 		}
 	})
 }
+
+// v6Frame is an Ethernet (optionally VLAN-tagged) + IPv6 + TCP frame with payload bytes.
+func v6Frame(payload int, vlan bool) []byte {
+	l2 := 14
+	if vlan {
+		l2 = 18
+	}
+	f := make([]byte, l2+40+20+payload)
+	if vlan {
+		binary.BigEndian.PutUint16(f[12:], etherTypeVLAN)
+		binary.BigEndian.PutUint16(f[14:], 7)
+	}
+	binary.BigEndian.PutUint16(f[l2-2:], etherTypeIPv6)
+	ip := f[l2:]
+	ip[0] = 6 << 4
+	binary.BigEndian.PutUint16(ip[4:], uint16(20+payload))
+	ip[6], ip[7] = protoTCP, 64
+	ip[8+15], ip[24+15] = 1, 2 // ::1 -> ::2
+	ip[40+12] = 5 << 4
+	return f
+}
+
+func TestPrepareFrameIPv6VLAN(t *testing.T) {
+	f := v6Frame(30000, true)
+	h, err := PrepareFrame(f, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := VnetHdr{Flags: VnetFlagNeedsCsum, GSOType: VnetGSOTCPv6, HdrLen: 18 + 40 + 20,
+		GSOSize: 1500 - 40 - 20, CsumStart: 18 + 40, CsumOffset: 16}
+	if h != want {
+		t.Fatalf("header %+v, want %+v", h, want)
+	}
+	// Pseudo-header: ::1 + ::2 + TCP length + next header.
+	if got := binary.BigEndian.Uint16(f[18+40+16:]); got != fold32(1+2+uint32(20+30000)+protoTCP) {
+		t.Fatalf("checksum field %#x", got)
+	}
+	// The same frame given as a head of 200 bytes and its full length gives the same header.
+	g := v6Frame(30000, true)
+	if h2, err := prepareFrame(g[:200], len(g), 1500); err != nil || h2 != want {
+		t.Fatalf("head-only: %+v %v", h2, err)
+	}
+	if _, err := prepareFrame(g[:60], len(g), 1500); !errors.Is(err, ErrShortFrame) {
+		t.Fatalf("head without the TCP header: %v", err)
+	}
+}
