@@ -8,20 +8,20 @@ type Event interface {
 
 // Segment reports one SCLP segment as it was captured.
 type Segment struct {
-	Event      string `json:"event"` // "segment"
-	Frame      int    `json:"frame"` // 1-based frame number in the file
-	Src        string `json:"src"`
-	Dst        string `json:"dst"`
-	SrcPort    uint16 `json:"sport"` // SCLP source port
-	DstPort    uint16 `json:"dport"` // SCLP destination port
-	ID         uint32 `json:"id"`    // identification word with bit 0 cleared
-	First      bool   `json:"first"`
-	Remaining  int    `json:"remaining"`
-	Len        int    `json:"len"` // SCLP payload bytes
-	ChecksumOK bool   `json:"checksum_ok"`
+	Event      string `json:"event"`       // "segment"
+	Frame      int    `json:"frame"`       // 1-based frame number in the file
+	Src        string `json:"src"`         // outer source address
+	Dst        string `json:"dst"`         // outer destination address
+	SrcPort    uint16 `json:"sport"`       // SCLP source port
+	DstPort    uint16 `json:"dport"`       // SCLP destination port
+	ID         uint32 `json:"id"`          // identification word with bit 0 cleared
+	First      bool   `json:"first"`       // F bit
+	Remaining  int    `json:"remaining"`   // message bytes after this segment
+	Len        int    `json:"len"`         // SCLP payload bytes
+	ChecksumOK bool   `json:"checksum_ok"` // SCLP checksum (native) or UDP checksum (UDP mode) verified
 	// UDPSrcPort and UDPDstPort are the outer UDP ports of SCLP in UDP (absent natively).
 	UDPSrcPort uint16 `json:"udp_sport,omitempty"`
-	UDPDstPort uint16 `json:"udp_dport,omitempty"`
+	UDPDstPort uint16 `json:"udp_dport,omitempty"` // see UDPSrcPort
 	// ChecksumPartial is set for a UDP-mode segment whose UDP checksum was left to offload
 	// (the capture shows only the pseudo-header sum): its bytes could not be verified.
 	ChecksumPartial bool `json:"checksum_partial,omitempty"`
@@ -29,12 +29,12 @@ type Segment struct {
 
 // Message reports one completely reassembled message.
 type Message struct {
-	Event   string `json:"event"` // "message"
-	Src     string `json:"src"`
-	Dst     string `json:"dst"`
-	SrcPort uint16 `json:"sport"`
-	DstPort uint16 `json:"dport"`
-	ID      uint32 `json:"id"`
+	Event   string `json:"event"`  // "message"
+	Src     string `json:"src"`    // outer source address
+	Dst     string `json:"dst"`    // outer destination address
+	SrcPort uint16 `json:"sport"`  // SCLP source port
+	DstPort uint16 `json:"dport"`  // SCLP destination port
+	ID      uint32 `json:"id"`     // identification (bit 0 clear)
 	Len     int    `json:"len"`    // message bytes (VXLAN header + inner frame)
 	SHA256  string `json:"sha256"` // hex SHA-256 of the message bytes
 	// VNI is the VXLAN network identifier; absent when the destination port is not VXLAN.
@@ -47,23 +47,23 @@ type Message struct {
 // the last frame that contributed to it). Reason is an sclp.DropReason name. The key fields
 // are present when known.
 type Drop struct {
-	Event   string `json:"event"` // "drop"
-	Frame   int    `json:"frame"`
-	Reason  string `json:"reason"`
-	Src     string `json:"src,omitempty"`
-	Dst     string `json:"dst,omitempty"`
-	SrcPort uint16 `json:"sport,omitempty"`
-	DstPort uint16 `json:"dport,omitempty"`
-	ID      uint32 `json:"id,omitempty"`
+	Event   string `json:"event"`           // "drop"
+	Frame   int    `json:"frame"`           // frame of the segment, or last frame of the partial message
+	Reason  string `json:"reason"`          // sclp.DropReason name
+	Src     string `json:"src,omitempty"`   // outer source address
+	Dst     string `json:"dst,omitempty"`   // outer destination address
+	SrcPort uint16 `json:"sport,omitempty"` // SCLP source port
+	DstPort uint16 `json:"dport,omitempty"` // SCLP destination port
+	ID      uint32 `json:"id,omitempty"`    // identification (bit 0 clear)
 }
 
 // Summary closes the output.
 type Summary struct {
-	Event    string            `json:"event"` // "summary"
-	Frames   int               `json:"frames"`
-	Segments int               `json:"segments"`
-	Messages int               `json:"messages"`
-	Drops    map[string]uint64 `json:"drops"`
+	Event    string            `json:"event"`    // "summary"
+	Frames   int               `json:"frames"`   // frames in the file
+	Segments int               `json:"segments"` // SCLP segments dissected
+	Messages int               `json:"messages"` // messages reassembled
+	Drops    map[string]uint64 `json:"drops"`    // non-zero drop counters by reason name
 	// Skipped counts frames that are not SCLP.
 	Skipped int `json:"skipped"`
 	// Truncated is set when the file ended inside a record.
