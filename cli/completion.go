@@ -11,9 +11,10 @@ _sclp_ovs_complete() {
     local cur words
     cur="${COMP_WORDS[COMP_CWORD]}"
     words=("${COMP_WORDS[@]:0:COMP_CWORD}")
+    [[ $cur == -* ]] && words+=("$cur") # urfave/cli completes flags after a "-" word
     local IFS=$'\n'
     COMPREPLY=($(compgen -W "$("${words[@]}" --generate-bash-completion 2>/dev/null)" -- "$cur"))
-    [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]] && compopt -o nospace
+    [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
     return 0
 }
 complete -o default -F _sclp_ovs_complete sclp-ovs

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -48,6 +49,10 @@ func addPortCommand(d Deps) *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long --wait waits"},
 		},
 		BashComplete: func(c *ucli.Context) {
+			if n := len(os.Args); n >= 2 && strings.HasPrefix(os.Args[n-2], "-") {
+				ucli.DefaultCompleteWithFlags(c.Command)(c)
+				return
+			}
 			for _, k := range controller.OptionNames() {
 				fmt.Fprintln(c.App.Writer, k+"=")
 			}

@@ -41,6 +41,19 @@ func TestCLI(t *testing.T) {
 		}
 	}
 
+	// Shell completion through the real binary: commands, add-port's options, flags.
+	for args, want := range map[string]string{
+		"--generate-bash-completion":               "add-port",
+		"add-port --generate-bash-completion":      "peer=",
+		"add-port --ti --generate-bash-completion": "--timeout",
+		"del-port --generate-bash-completion":      "",
+	} {
+		out, _, code := s.sclp(strings.Fields(args)...)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("completion %q: exit %d, %q (want %q)", args, code, out, want)
+		}
+	}
+
 	// Recording without an agent is explicit (--wait=false) and idempotent.
 	for i := 0; i < 2; i++ {
 		s.mustSclp(t, "add-port", "--wait=false", "br-int", "peer="+peer, "key=100")
