@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -56,6 +57,9 @@ func Main(args []string) int {
 // deps.Stderr as one line "sclp-ovs: ...".
 func Run(d Deps, args []string) int {
 	d.fill()
+	if n := len(args); n >= 2 && args[n-1] == "--generate-bash-completion" && strings.HasPrefix(args[n-2], "-") {
+		d.completingFlag = true
+	}
 	var notFound error
 	app := NewApp(d)
 	app.CommandNotFound = func(c *ucli.Context, name string) {

@@ -53,6 +53,10 @@ type Deps struct {
 	Signals []os.Signal
 	// Log is where the agent logs.
 	Log *slog.Logger
+
+	// completingFlag is set by Run when shell completion asks about a word starting with
+	// "-" (urfave/cli then completes flags instead of add-port's options).
+	completingFlag bool
 }
 
 // AgentConfig is what the agent command was asked to run.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -49,7 +48,7 @@ func addPortCommand(d Deps) *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long --wait waits"},
 		},
 		BashComplete: func(c *ucli.Context) {
-			if n := len(os.Args); n >= 2 && strings.HasPrefix(os.Args[n-2], "-") {
+			if d.completingFlag {
 				ucli.DefaultCompleteWithFlags(c.Command)(c)
 				return
 			}
