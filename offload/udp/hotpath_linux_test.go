@@ -5,6 +5,7 @@ package udp
 import (
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -146,19 +147,20 @@ func TestRestartDuringTraffic(t *testing.T) {
 		defer close(done)
 		done <- p.tcpTransfer(t, 64<<20, 64<<10)
 	}()
-	for range 2 {
-		old := p.dps[1]
-		for i := 0; i < 100 && old.Stats().Reassembly.InjectedFrames < 500; i++ {
+	for _, h := range []int{1, 0} { // the receiver's datapath, then the sender's
+		old := p.dps[h]
+		for i := 0; i < 100 && old.Stats().Reassembly.InjectedFrames < 300; i++ {
 			time.Sleep(20 * time.Millisecond) // restart while traffic flows
 		}
+		sent := old.Stats().Ports["sclp"+strconv.Itoa(h)].TxFrames
 		if err := old.Close(); err != nil {
 			t.Fatal(err)
 		}
 		st := old.Stats()
-		t.Logf("stopped receiver: %d frames injected, %d partial messages lost on stop",
-			st.Reassembly.InjectedFrames, st.Reassembly.LostOnStop)
+		t.Logf("stopped host %d's datapath: %d frames injected, %d sent, %d partial messages lost on stop",
+			h, st.Reassembly.InjectedFrames, sent, st.Reassembly.LostOnStop)
 		time.Sleep(100 * time.Millisecond)
-		p.start(t, 1)
+		p.start(t, h)
 	}
 	gbps, ok := <-done
 	if !ok {
