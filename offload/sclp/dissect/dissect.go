@@ -130,6 +130,15 @@ func (st *run) packet(p pcapfile.Packet) {
 		st.drop(st.frame, sclp.DropShort, nil)
 		return
 	}
+	if pkt.OuterDstPort != 0 {
+		st.udpSegments(pkt, ip, csumOK)
+		return
+	}
+	st.one(pkt, csumOK)
+}
+
+// one reports and reassembles one segment.
+func (st *run) one(pkt sclp.Packet, csumOK bool) {
 	st.sum.Segments++
 	st.segment(pkt, csumOK)
 	if !csumOK && !st.o.IgnoreChecksum {
@@ -139,6 +148,26 @@ func (st *run) packet(p pcapfile.Packet) {
 		return
 	}
 	st.reassemble(pkt)
+}
+
+// udpSegments handles a UDP-mode packet, which a capture may show holding several segments
+// merged by UDP GRO (or not yet split by UDP GSO): each is reported and reassembled on its
+// own, with the frame's checksum status.
+func (st *run) udpSegments(pkt sclp.Packet, ip []byte, csumOK bool) {
+	ihl := int(ip[0]&0x0F) * 4
+	ulen := int(binary.BigEndian.Uint16(ip[ihl+4:]))
+	payload := ip[ihl+sclp.UDPHeaderLen : ihl+ulen]
+	l := splitGRO(payload)
+	if l == 0 {
+		st.one(pkt, csumOK)
+		return
+	}
+	for off := 0; off < len(payload); off += l {
+		seg := payload[off:min(off+l, len(payload))]
+		_ = pkt.Header.UnmarshalBinary(seg)
+		pkt.Payload = seg[sclp.HeaderLen:]
+		st.one(pkt, csumOK)
+	}
 }
 
 // segment emits the segment event.

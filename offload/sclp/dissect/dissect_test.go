@@ -224,3 +224,22 @@ func TestRunErrors(t *testing.T) {
 		t.Fatalf("truncated: %v %+v", err, sum)
 	}
 }
+
+// sclpSegments returns the SCLP segments (header + chunk) of msg; in UDP mode the checksum
+// field is zero.
+func sclpSegments(tb testing.TB, msg []byte, mss int, id uint32, udp bool) [][]byte {
+	tb.Helper()
+	s := sclp.Segmenter{NoChecksum: udp}
+	if err := s.Reset(msg, mss, sclp.Header{SrcPort: 50123, DstPort: sclp.VXLANPort, ID: id}); err != nil {
+		tb.Fatal(err)
+	}
+	var out [][]byte
+	buf := make([]byte, sclp.HeaderLen+mss)
+	for {
+		n, err := s.NextInto(buf)
+		if err != nil {
+			return out
+		}
+		out = append(out, bytes.Clone(buf[:n]))
+	}
+}

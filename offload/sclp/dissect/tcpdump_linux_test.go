@@ -85,21 +85,59 @@ func TestTcpdumpCapture(t *testing.T) {
 	}
 }
 
-// sclpSegments returns the SCLP segments (header + chunk) of msg; in UDP mode the checksum
-// field is zero.
-func sclpSegments(tb testing.TB, msg []byte, mss int, id uint32, udp bool) [][]byte {
-	tb.Helper()
-	s := sclp.Segmenter{NoChecksum: udp}
-	if err := s.Reset(msg, mss, sclp.Header{SrcPort: 50123, DstPort: sclp.VXLANPort, ID: id}); err != nil {
-		tb.Fatal(err)
-	}
-	var out [][]byte
-	buf := make([]byte, sclp.HeaderLen+mss)
-	for {
-		n, err := s.NextInto(buf)
+// TestTcpdumpUDPGSO sends a message as one UDP GSO datagram (UDP_SEGMENT) over an underlay
+// whose offloads are on, so the capture on the receiver holds one large frame with every
+// segment back to back; the dissector must split it and reassemble the message.
+func TestTcpdumpUDPGSO(t *testing.T) {
+	testbed.RequireRoot(t)
+	hosts := testbed.NewHosts(t, testbed.HostsOptions{Prefix: "sclpgso", KeepOffloads: true})
+	a, b := hosts[0], hosts[1]
+	mac := strings.TrimSpace(b.MustRun(t, "cat", "/sys/class/net/"+b.Underlay+"/address"))
+	a.MustRun(t, "ip", "neigh", "replace", b.IP.String(), "lladdr", mac, "dev", a.Underlay, "nud", "permanent")
+	capture := b.StartCapture(t, b.Underlay, testbed.CaptureOptions{Filter: "udp port 4795", Direction: "in"})
+
+	const mss = 1500 - sclp.UDPOverhead
+	msg := vxlanMessage(300, 20000)
+	segs := sclpSegments(t, msg, mss, 0x3000, true)
+	err := a.Do(func() error {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: a.IP.AsSlice(), Port: 50123})
 		if err != nil {
-			return out
+			return err
 		}
-		out = append(out, bytes.Clone(buf[:n]))
+		defer conn.Close()
+		raw, err := conn.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_UDP, 103 /* UDP_SEGMENT */, sclp.HeaderLen+mss)
+		}); err != nil || serr != nil {
+			return fmt.Errorf("UDP_SEGMENT: %v %v", err, serr)
+		}
+		_, err = conn.WriteToUDP(bytes.Join(segs, nil), &net.UDPAddr{IP: b.IP.AsSlice(), Port: 4795})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	f, err := os.Open(capture.Stop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var msgs []*Message
+	sum, err := Run(f, Options{UDPPort: 4795}, func(e Event) {
+		if m, ok := e.(*Message); ok {
+			msgs = append(msgs, m)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d frames carried %d segments", sum.Frames, sum.Segments)
+	if sum.Segments != len(segs) || sum.Messages != 1 || len(sum.Drops) != 0 || msgs[0].SHA256 != hash(msg) {
+		t.Fatalf("summary %+v (tcpdump: %s)", sum, capture.Output())
 	}
 }

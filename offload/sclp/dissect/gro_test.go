@@ -1,0 +1,64 @@
+package dissect
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+)
+
+// udpBatch returns one UDP-mode frame whose payload is the given SCLP segments back to back,
+// as a capture shows a UDP GRO (or unsplit GSO) packet.
+func udpBatch(tb testing.TB, segs [][]byte) []byte {
+	tb.Helper()
+	var h sclp.Header
+	_ = h.UnmarshalBinary(segs[0])
+	rest := bytes.Join(append([][]byte{segs[0][sclp.HeaderLen:]}, segs[1:]...), nil)
+	pkt, err := sclp.AppendPacket(nil, sclp.PacketOptions{Src: hostA, Dst: hostB, UDPDstPort: 4795}, h, rest)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pkt
+}
+
+func TestRunSplitsGROBatches(t *testing.T) {
+	const mss = 1500 - sclp.UDPOverhead
+	x, y := vxlanMessage(1, 2*mss-8), vxlanMessage(2, 5000)
+	xs := sclpSegments(t, x, mss, 0x10, true)
+	ys := sclpSegments(t, y, mss, 0x12, true)
+	c := newCapture(t)
+	c.add(0, udpBatch(t, append(append([][]byte{}, xs...), ys[:2]...))) // X complete, then Y's first two
+	c.add(time.Millisecond, udpBatch(t, ys[2:]))                      // Y's last two
+	single := sclpSegments(t, vxlanMessage(3, 100), mss, 0x14, true)
+	c.add(time.Millisecond, udpBatch(t, single)) // one segment: not split
+	var msgs []*Message
+	sum, err := Run(&c.buf, Options{UDPPort: 4795}, func(e Event) {
+		if m, ok := e.(*Message); ok {
+			msgs = append(msgs, m)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Segments != 7 || sum.Messages != 3 || len(sum.Drops) != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if msgs[0].SHA256 != hash(x) || msgs[1].SHA256 != hash(y) || msgs[1].Frame != 2 || msgs[2].Len != 108 {
+		t.Fatalf("messages %+v %+v %+v", msgs[0], msgs[1], msgs[2])
+	}
+}
+
+func TestSplitGRORejectsLookalikes(t *testing.T) {
+	segs := sclpSegments(t, vxlanMessage(1, 3000), 1460, 0x20, true)
+	if l := splitGRO(bytes.Join(segs, nil)); l != 1472 {
+		t.Fatalf("segment length %d, want 1472", l)
+	}
+	// A single segment whose payload repeats its own header is not a batch: the remaining
+	// counts do not continue.
+	one := append([]byte(nil), segs[0]...)
+	copy(one[500:], segs[0][:sclp.HeaderLen])
+	if l := splitGRO(one); l != 0 {
+		t.Fatalf("lookalike split at %d", l)
+	}
+}
