@@ -29,7 +29,7 @@ func TestRunSplitsGROBatches(t *testing.T) {
 	ys := sclpSegments(t, y, mss, 0x12, true)
 	c := newCapture(t)
 	c.add(0, udpBatch(t, append(append([][]byte{}, xs...), ys[:2]...))) // X complete, then Y's first two
-	c.add(time.Millisecond, udpBatch(t, ys[2:]))                      // Y's last two
+	c.add(time.Millisecond, udpBatch(t, ys[2:]))                        // Y's last two
 	single := sclpSegments(t, vxlanMessage(3, 100), mss, 0x14, true)
 	c.add(time.Millisecond, udpBatch(t, single)) // one segment: not split
 	var msgs []*Message
