@@ -8,7 +8,8 @@
  *   - a gap or duplicate in the slot's message: the held run goes out as a merged run
  *     (reason 5: synthetic SCLP header, no valid checksum) and the segment as reason 2;
  *   - a new first segment while the slot is busy: reason 4, unless the slot has been idle
- *     for MERGE_TIMEOUT_NS, then the held run is flushed (reason 5) and the slot reused.
+ *     for MERGE_TIMEOUT_NS, then the held run is flushed (reason 5) and the slot reused; any
+ *     other segment arriving on the CPU also flushes a slot idle that long.
  * Segments of one message arrive on one CPU: the sender emits them back to back from one CPU,
  * and receive hashing of protocol 234 uses the outer addresses only. */
 #ifndef SCLP_MERGE_H
@@ -117,8 +118,12 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 				      __u32 ports, __u32 word, __u32 s, __u32 rem, __u32 tot)
 {
 	struct rx_merge *m = merge_slot();
-	if (!m || !m->active || m->src != saddr || m->ports != ports || m->word != word)
+	if (!m || !m->active || m->src != saddr || m->ports != ports || m->word != word) {
+		/* A slot left idle by a lost segment is flushed by the next segment on this CPU. */
+		if (m && m->active && bpf_ktime_get_ns() - m->touched >= MERGE_TIMEOUT_NS)
+			merge_flush(m, st);
 		return to_ring(skb, st, tot, REASON_MULTI);
+	}
 	__u32 next = m->next;
 	__u32 size = m->size;
 	if (size - (s + rem) != next || next + s > size) {

@@ -150,3 +150,23 @@ func TestRxMergeBusyAndTimeout(t *testing.T) {
 	got := feed(t, rd, 4, map[Reason]int{ReasonBuffersFull: 1, ReasonMergedRun: 1, ReasonMultiSegment: 2})
 	equalBytes(t, "B completed in userspace", got, bmsg)
 }
+
+// TestRxMergeIdleSlotFlushedByAnySegment: a slot whose message lost its next segment is
+// flushed to userspace by whatever segment arrives on the CPU after the idle timeout.
+func TestRxMergeIdleSlotFlushedByAnySegment(t *testing.T) {
+	o, rd := mergeBed(t)
+	r := rand.New(rand.NewPCG(26, 27))
+	a := segments(t, peerA, localB, 700, message(testVNI, innerFrame(r, 3000)), 1468)
+	b := segments(t, peerA, localB, 702, message(testVNI, innerFrame(r, 3000)), 1468)
+	onOneCPU(t, func() {
+		before := stats(t, o)
+		run(t, o.SclpRx, a[0])
+		time.Sleep(30 * time.Millisecond)
+		run(t, o.SclpRx, b[1])
+		d := stats(t, o).Sub(before)
+		if d.RxExcMergedRun != 1 || d.RxExcMulti != 1 || d.RxMergeSegments != 1 {
+			t.Fatalf("counters %+v", d)
+		}
+	})
+	feed(t, rd, 2, map[Reason]int{ReasonMergedRun: 1, ReasonMultiSegment: 1})
+}
