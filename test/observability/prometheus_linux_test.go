@@ -136,7 +136,8 @@ func observe(t *testing.T, tn *tunnel) {
 		o.hosts = append(o.hosts, addr)
 		targets = append(targets, Target{Addr: addr, Labels: map[string]string{"host": tn.hosts[i].Name}})
 	}
-	checkHealth(t, mon, o.hosts)
+	waitHTTP(t, mon, o.hosts, "/healthz", 200, 10*time.Second)
+	waitHTTP(t, mon, o.hosts, "/readyz", 200, 10*time.Second)
 	o.prom = StartPrometheus(t, mon, PrometheusOptions{Dir: t.TempDir(), Targets: targets})
 	t0 := o.settle()
 	udpMode := tn.mode == offload.ModeUDP
@@ -220,29 +221,6 @@ func observe(t *testing.T, tn *tunnel) {
 
 	// Every query of the dashboard has data, evaluated just after the stream ended.
 	o.checkDashboard(tEnd.Add(time.Second), tn)
-}
-
-// checkHealth requires /healthz and /readyz to answer 200 on every endpoint (bounded wait:
-// the control loop marks the port ready after its first pass).
-func checkHealth(t *testing.T, mon *testbed.NS, addrs []string) {
-	t.Helper()
-	for _, addr := range addrs {
-		for _, path := range []string{"/healthz", "/readyz"} {
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				code, body, err := Get(ctx, mon, addr, path)
-				cancel()
-				if err == nil && code == 200 && strings.TrimSpace(body) == "ok" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s%s: %d %q %v", addr, path, code, body, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
 }
 
 // checkTruth compares prometheus' latest values with the datapaths' own counters, retrying
