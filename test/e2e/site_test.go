@@ -260,7 +260,7 @@ func transfer(t *testing.T, a, b *testbed.VM, size int) {
 
 func mustPing(t *testing.T, from *testbed.VM, to netip.Addr) {
 	t.Helper()
-	st, err := from.PingWith(to, testbed.PingOptions{Count: 3, Interval: 100 * time.Millisecond, Timeout: 2 * time.Second})
+	st, err := from.PingWith(to, testbed.PingOptions{Count: 3, Interval: 100 * time.Millisecond, Timeout: time.Second})
 	if err != nil {
 		t.Fatalf("ping %v -> %v: %v (%v)", from.IP, to, err, st)
 	}

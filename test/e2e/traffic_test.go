@@ -219,8 +219,16 @@ func (s *site) takeOver(t *testing.T) {
 // delivered once per host and never loops (split horizon): after the traffic stops, the
 // tunnel counters stay still.
 func TestMesh(t *testing.T) {
+	t.Run("udp", func(t *testing.T) { testMesh(t, "udp") })
+	t.Run("ip", func(t *testing.T) { testMesh(t, "ip") })
+}
+
+func testMesh(t *testing.T, mode string) {
 	sites := newSites(t, 3, 1)
-	connect(t, sites)
+	for _, s := range sites {
+		s.modes = mode
+	}
+	connect(t, sites, "mode="+mode)
 	for _, s := range sites {
 		for _, o := range sites {
 			if s != o {
