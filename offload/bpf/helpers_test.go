@@ -33,10 +33,21 @@ var (
 // loadObjects loads the collection without pinning; Cleanup closes it.
 func loadObjects(tb testing.TB) *SclpObjects {
 	tb.Helper()
+	return loadObjectsWith(tb, nil)
+}
+
+// loadObjectsWith is loadObjects with a hook that edits the spec first.
+func loadObjectsWith(tb testing.TB, hook func(*ebpf.CollectionSpec) error) *SclpObjects {
+	tb.Helper()
 	testbed.RequireRoot(tb)
 	spec, err := Spec()
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if hook != nil {
+		if err := hook(spec); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	for _, m := range spec.Maps {
 		m.Pinning = ebpf.PinNone

@@ -19,6 +19,9 @@
 
 #define MERGE_HDR (REC_HDR + IP_HLEN + SCLP_HLEN) /* record header | IPv4 | SCLP */
 
+/* Idle time after which a merge slot may be evicted (load-time constant; tests raise it). */
+volatile const __u64 cfg_merge_timeout_ns = MERGE_TIMEOUT_NS;
+
 struct rx_merge {
 	__u8 rec[MERGE_HDR + MERGE_MAX + 16384]; /* the message bytes follow the headers */
 	__u64 touched;
@@ -86,7 +89,7 @@ static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats 
 	}
 	__u64 now = bpf_ktime_get_ns();
 	if (m->active) {
-		if (now - m->touched < MERGE_TIMEOUT_NS)
+		if (now - m->touched < cfg_merge_timeout_ns)
 			return to_ring(skb, st, tot, REASON_FULL);
 		merge_flush(m, st);
 	}
@@ -120,7 +123,7 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 	struct rx_merge *m = merge_slot();
 	if (!m || !m->active || m->src != saddr || m->ports != ports || m->word != word) {
 		/* A slot left idle by a lost segment is flushed by the next segment on this CPU. */
-		if (m && m->active && bpf_ktime_get_ns() - m->touched >= MERGE_TIMEOUT_NS)
+		if (m && m->active && bpf_ktime_get_ns() - m->touched >= cfg_merge_timeout_ns)
 			merge_flush(m, st);
 		return to_ring(skb, st, tot, REASON_MULTI);
 	}

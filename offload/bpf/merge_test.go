@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
@@ -32,8 +33,14 @@ func onOneCPU(t *testing.T, fn func()) {
 	<-done
 }
 
+// mergeIdle is the merge slot idle timeout the tests load (the default 20 ms is too close to
+// scheduling noise on a loaded test machine).
+const mergeIdle = 300 * time.Millisecond
+
 func mergeBed(t *testing.T) (*SclpObjects, *ringbuf.Reader) {
-	o := loadObjects(t)
+	o := loadObjectsWith(t, func(s *ebpf.CollectionSpec) error {
+		return s.Variables[VarMergeTimeout].Set(uint64(mergeIdle))
+	})
 	addRxPortFlags(t, o, peerA, testVNI, 77, 9000, RxFlagMerge)
 	rd, err := ringbuf.NewReader(o.Exceptions)
 	if err != nil {
@@ -136,7 +143,7 @@ func TestRxMergeBusyAndTimeout(t *testing.T) {
 		before := stats(t, o)
 		run(t, o.SclpRx, a[0]) // A takes the slot
 		run(t, o.SclpRx, b[0]) // busy: B's first segment goes to the ring (reason 4)
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(mergeIdle + 50*time.Millisecond)
 		c := segments(t, peerA, localB, 604, message(testVNI, innerFrame(r, 3000)), 1468)
 		run(t, o.SclpRx, c[0]) // A idle past the timeout: flushed as a merged run, C takes the slot
 		run(t, o.SclpRx, b[1]) // not the slot's message: reason 1
@@ -161,7 +168,7 @@ func TestRxMergeIdleSlotFlushedByAnySegment(t *testing.T) {
 	onOneCPU(t, func() {
 		before := stats(t, o)
 		run(t, o.SclpRx, a[0])
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(mergeIdle + 50*time.Millisecond)
 		run(t, o.SclpRx, b[1])
 		d := stats(t, o).Sub(before)
 		if d.RxExcMergedRun != 1 || d.RxExcMulti != 1 || d.RxMergeSegments != 1 {

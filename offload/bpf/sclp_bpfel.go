@@ -83,18 +83,19 @@ type SclpTxScratch struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SclpMapExceptions   = "exceptions"
-	SclpMapPeers        = "peers"
-	SclpMapPortMeta     = "port_meta"
-	SclpMapRxMerge      = "rx_merge"
-	SclpMapRxPorts      = "rx_ports"
-	SclpMapRxScratch    = "rx_scratch"
-	SclpMapStats        = "stats"
-	SclpMapTxPorts      = "tx_ports"
-	SclpMapTxScratch    = "tx_scratch"
-	SclpProgSclpRx      = "sclp_rx"
-	SclpProgSclpTx      = "sclp_tx"
-	SclpVarCfgNoCsumFix = "cfg_no_csum_fix"
+	SclpMapExceptions        = "exceptions"
+	SclpMapPeers             = "peers"
+	SclpMapPortMeta          = "port_meta"
+	SclpMapRxMerge           = "rx_merge"
+	SclpMapRxPorts           = "rx_ports"
+	SclpMapRxScratch         = "rx_scratch"
+	SclpMapStats             = "stats"
+	SclpMapTxPorts           = "tx_ports"
+	SclpMapTxScratch         = "tx_scratch"
+	SclpProgSclpRx           = "sclp_rx"
+	SclpProgSclpTx           = "sclp_tx"
+	SclpVarCfgMergeTimeoutNs = "cfg_merge_timeout_ns"
+	SclpVarCfgNoCsumFix      = "cfg_no_csum_fix"
 )
 
 // LoadSclp returns the embedded CollectionSpec for Sclp.
@@ -162,7 +163,8 @@ type SclpMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SclpVariableSpecs struct {
-	CfgNoCsumFix *ebpf.VariableSpec `ebpf:"cfg_no_csum_fix"`
+	CfgMergeTimeoutNs *ebpf.VariableSpec `ebpf:"cfg_merge_timeout_ns"`
+	CfgNoCsumFix      *ebpf.VariableSpec `ebpf:"cfg_no_csum_fix"`
 }
 
 // SclpObjects contains all objects after they have been loaded into the kernel.
@@ -214,7 +216,8 @@ func (m *SclpMaps) Close() error {
 //
 // It can be passed to LoadSclpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SclpVariables struct {
-	CfgNoCsumFix *ebpf.Variable `ebpf:"cfg_no_csum_fix"`
+	CfgMergeTimeoutNs *ebpf.Variable `ebpf:"cfg_merge_timeout_ns"`
+	CfgNoCsumFix      *ebpf.Variable `ebpf:"cfg_no_csum_fix"`
 }
 
 // SclpPrograms contains all programs after they have been loaded into the kernel.

@@ -17,8 +17,10 @@ const (
 	MapPortMeta   = "port_meta"
 	// VarNoCsumFix is the test-only load-time switch that disables the tx checksum fix.
 	VarNoCsumFix = "cfg_no_csum_fix"
-	ProgTx       = "sclp_tx"
-	ProgRx       = "sclp_rx"
+	// VarMergeTimeout is the load-time idle timeout (ns, uint64) of the rx merge slot.
+	VarMergeTimeout = "cfg_merge_timeout_ns"
+	ProgTx          = "sclp_tx"
+	ProgRx          = "sclp_rx"
 )
 
 // TX port flags (tx_port.flags).
