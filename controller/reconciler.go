@@ -30,6 +30,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// Now is the clock (tests inject one). Default time.Now.
 	Now func() time.Time
+	// StaleGrace is how long a port must have been missing from OVSDB (over at least
+	// StaleAfter passes) before its veth pair and datapath state are removed. Default 2 s.
+	StaleGrace time.Duration
 	// Observe, if set, is called after every pass (metrics). It must not block; it may call
 	// the Reconciler's read methods.
 	Observe func(PassResult)
@@ -81,8 +84,9 @@ type Reconciler struct {
 	mu      sync.Mutex
 	running map[string]offload.PortSpec // ports the datapaths currently carry
 	states  map[string]PortState
-	flows   map[string]uint64 // bridge -> cookie installed
-	absent  map[string]int    // owned port name -> consecutive passes it was missing from OVSDB
+	flows   map[string]uint64    // bridge -> cookie installed
+	absent  map[string]int       // owned port name -> consecutive passes it was missing from OVSDB
+	since   map[string]time.Time // owned port name -> when it was first seen missing
 	passes  int
 	ready   bool // the last pass succeeded and every port is ready
 	keepHB  bool // leave the heartbeat on stop (a successor took over)
@@ -111,7 +115,10 @@ func New(opts Options) (*Reconciler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Reconciler{o: opts, running: map[string]offload.PortSpec{}, states: map[string]PortState{}, flows: map[string]uint64{}, absent: map[string]int{}}, nil
+	if opts.StaleGrace <= 0 {
+		opts.StaleGrace = 2 * time.Second
+	}
+	return &Reconciler{o: opts, running: map[string]offload.PortSpec{}, states: map[string]PortState{}, flows: map[string]uint64{}, absent: map[string]int{}, since: map[string]time.Time{}}, nil
 }
 
 // Run reconciles on every OVSDB change, every Resync, and after failures with backoff, and
@@ -366,8 +373,8 @@ func (r *Reconciler) syncFlows(ctx context.Context, b Bridge) error {
 	return nil
 }
 
-// StaleAfter is how many consecutive passes a port must be missing from OVSDB before its
-// veth pair and datapath state are removed. Two passes (at least one Resync apart) guard
+// StaleAfter is how many consecutive passes a port must be missing from OVSDB (and for at
+// least Options.StaleGrace) before its veth pair and datapath state are removed: a guard
 // against acting on a cache that is being refilled after a reconnect.
 const StaleAfter = 2
 
@@ -389,11 +396,18 @@ func (r *Reconciler) removeStale(ctx context.Context, present map[string]bool) [
 	for name := range r.absent {
 		if !seen[name] || present[name] {
 			delete(r.absent, name)
+			delete(r.since, name)
 		}
 	}
-	stale := func(name string) bool { return !present[name] && r.absent[name] >= StaleAfter }
+	now := r.o.Now()
+	stale := func(name string) bool {
+		return !present[name] && r.absent[name] >= StaleAfter && now.Sub(r.since[name]) >= r.o.StaleGrace
+	}
 	for name := range seen {
 		if !present[name] {
+			if r.absent[name] == 0 {
+				r.since[name] = now
+			}
 			r.absent[name]++
 		}
 	}
@@ -424,6 +438,7 @@ func (r *Reconciler) removeStale(ctx context.Context, present map[string]bool) [
 			continue
 		}
 		delete(r.absent, name)
+		delete(r.since, name)
 		r.o.Log.Info("stale veth removed", "port", name)
 	}
 	return errs

@@ -63,7 +63,7 @@ func (e *env) newReconciler(t *testing.T) *controller.Reconciler {
 		Store: e.store, Flows: e.flows, Links: e.links, Router: e.router,
 		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: e.udp, offload.ModeIP: e.ip},
 		Resync:    10 * time.Millisecond, Backoff: controller.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond},
-		Heartbeat: 10 * time.Millisecond,
+		Heartbeat: 10 * time.Millisecond, StaleGrace: time.Nanosecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -433,5 +433,29 @@ func TestObserve(t *testing.T) {
 	r.Reconcile(context.Background())
 	if len(got) != 2 || !got[0].Ready || got[0].Err != nil || got[0].Ports != 1 || got[1].Ready || got[1].Err == nil {
 		t.Fatalf("observed %+v", got)
+	}
+}
+
+func TestStaleGrace(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	now := time.Unix(1000, 0)
+	r, err := controller.New(controller.Options{Store: e.store, Flows: e.flows, Links: e.links, Router: e.router,
+		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: e.udp}, StaleGrace: time.Second,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.links.Put(controllertest.Link{Veth: controller.Veth{Name: "sclpold", PeerName: "sclpoldp", MTU: 1400}, Owned: true})
+	for i := 0; i < 5; i++ { // many quick passes: not yet
+		r.Reconcile(ctx)
+	}
+	if _, ok := e.links.Get("sclpold"); !ok {
+		t.Fatal("stale veth removed before the grace period")
+	}
+	now = now.Add(time.Second)
+	r.Reconcile(ctx)
+	if _, ok := e.links.Get("sclpold"); ok {
+		t.Fatal("stale veth kept after the grace period")
 	}
 }
