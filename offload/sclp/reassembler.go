@@ -84,6 +84,16 @@ func (r *Reassembler) AddPiece(now time.Time, p *Piece) (Message, Result) {
 		r.expire(t)
 	}
 	s, rem := len(p.Payload), p.Remaining
+	if e := r.last; e != nil && !p.First && rem > 0 && s > 0 && len(e.spans) == 1 && e.spans[0].lo == rem+s && e.key.same(&p.Key) {
+		// Fast path: the next piece in order extends the only run of the partial message
+		// that took the previous piece, and does not complete it.
+		e.spans[0].lo = rem
+		end := e.end - rem
+		copy(e.buf.b[end-s:end], p.Payload)
+		e.held += s
+		r.stats.Buffered++
+		return Message{}, Result{Status: Buffered}
+	}
 	switch {
 	case rem < 0 || rem > MaxRemaining || s+rem > MaxMessageLen:
 		return r.reject(DropOverLimit)
