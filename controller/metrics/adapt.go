@@ -20,6 +20,7 @@ func FromBPF(s bpf.Stats) DatapathStats {
 	out.Add(TxBytes, "", "", s.TxBytes)
 	out.Add(RxSegments, "", "", s.RxSegments)
 	out.Add(RxBytes, "", "", s.RxBytes)
+	out.Add(RxMessages, "", "", s.RxFast) // single-segment messages BPF delivered itself
 	out.Samples = append(out.Samples,
 		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast},
 		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes},
@@ -53,6 +54,7 @@ func FromFallback(s fallback.Stats) DatapathStats {
 		Sample{Counter: RxFrameBytes, Path: PathUserspace, Value: s.InjectedBytes},
 		Sample{Counter: Drops, Direction: DirectionRx, Reason: "inject_error", Value: s.InjectErrors})
 	out.Samples = appendReassemblyDrops(out.Samples, s)
+	out.Add(RxMessages, "", "", s.Reassembly.Completed)
 	out.Add(RxMerged, "", "", merged(s.Reassembly))
 	return out
 }

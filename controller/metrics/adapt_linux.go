@@ -50,6 +50,7 @@ func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 	}
 	out.Add(RxSegments, "", "", s.RxSegments)
 	out.Add(RxBytes, "", "", s.RxBytes)
+	out.Add(RxMessages, "", "", s.Reassembly.Reassembly.Completed)
 	out.Add(RxMerged, "", "", merged(s.Reassembly.Reassembly))
 	out.Samples = appendReassemblyDrops(out.Samples, s.Reassembly)
 	return out

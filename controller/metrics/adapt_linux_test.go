@@ -48,13 +48,16 @@ sclp_ovs_rx_frame_bytes_total{mode="udp",path="userspace",peer="",port="sclp1"} 
 # HELP sclp_ovs_rx_segments_total SCLP segments received from the underlay.
 # TYPE sclp_ovs_rx_segments_total counter
 sclp_ovs_rx_segments_total{mode="udp",peer="",port=""} 4000
+# HELP sclp_ovs_rx_messages_total SCLP messages received whole (single-segment, or reassembled from segments).
+# TYPE sclp_ovs_rx_messages_total counter
+sclp_ovs_rx_messages_total{mode="udp",peer="",port=""} 90
 # HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
 # TYPE sclp_ovs_rx_merged_messages_total counter
 sclp_ovs_rx_merged_messages_total{mode="udp",peer="",port=""} 60
 `
 	reg := gatherStats(t, offload.ModeUDP, st)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_tx_bytes_total",
-		"sclp_ovs_rx_frame_bytes_total", "sclp_ovs_rx_segments_total", "sclp_ovs_rx_merged_messages_total"); err != nil {
+		"sclp_ovs_rx_frame_bytes_total", "sclp_ovs_rx_segments_total", "sclp_ovs_rx_messages_total", "sclp_ovs_rx_merged_messages_total"); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := sampleValue(st, Drops, DirectionTx, "socket_overflow"); v != 2 {

@@ -105,6 +105,9 @@ func TestFromFallbackAndMerge(t *testing.T) {
 # TYPE sclp_ovs_rx_frames_total counter
 sclp_ovs_rx_frames_total{mode="ip",path="kernel",peer="",port=""} 5
 sclp_ovs_rx_frames_total{mode="ip",path="userspace",peer="",port=""} 11
+# HELP sclp_ovs_rx_messages_total SCLP messages received whole (single-segment, or reassembled from segments).
+# TYPE sclp_ovs_rx_messages_total counter
+sclp_ovs_rx_messages_total{mode="ip",peer="",port=""} 17
 # HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
 # TYPE sclp_ovs_rx_merged_messages_total counter
 sclp_ovs_rx_merged_messages_total{mode="ip",peer="",port=""} 10
@@ -120,7 +123,7 @@ sclp_ovs_reassembly_buffered_bytes{mode="ip"} 8192
 `
 	reg := gatherStats(t, offload.ModeIP, st)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_rx_frames_total",
-		"sclp_ovs_rx_merged_messages_total", "sclp_ovs_reassembly_timed_out_total",
+		"sclp_ovs_rx_messages_total", "sclp_ovs_rx_merged_messages_total", "sclp_ovs_reassembly_timed_out_total",
 		"sclp_ovs_reassembly_evicted_total", "sclp_ovs_reassembly_buffered_bytes"); err != nil {
 		t.Fatal(err)
 	}

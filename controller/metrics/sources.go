@@ -18,6 +18,8 @@ const (
 	RxSegments
 	// RxBytes: underlay bytes of the SCLP segments received (port, peer).
 	RxBytes
+	// RxMessages: SCLP messages received whole, single-segment or reassembled (port, peer).
+	RxMessages
 	// RxFrames: inner frames delivered into tunnel ports (port, peer, path).
 	RxFrames
 	// RxFrameBytes: inner frame bytes delivered into tunnel ports (port, peer, path).

@@ -179,6 +179,7 @@ func observe(t *testing.T, tn *tunnel) {
 	between(t, "sender tx_segments (one per small message)", o.delta(0, "sclp_ovs_tx_segments_total", port(0), t0, t1), n, n+slack)
 	between(t, "sender tx_bytes", o.delta(0, "sclp_ovs_tx_bytes_total", port(0), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver rx_segments", o.delta(1, "sclp_ovs_rx_segments_total", "", t0, t1), n, n+slack)
+	between(t, "receiver rx_messages", o.delta(1, "sclp_ovs_rx_messages_total", "", t0, t1), n, n+slack)
 	between(t, "receiver rx_frames ("+delivered+")", o.delta(1, "sclp_ovs_rx_frames_total", and(port(1), delivered), t0, t1), n, n+slack)
 	between(t, "receiver rx_frame_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", port(1), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver merged messages (none: one segment each)", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t0, t1), 0, 0)

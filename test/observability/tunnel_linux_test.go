@@ -95,6 +95,7 @@ func newUDPTunnel(t *testing.T) *tunnel {
 			"0|sclp_ovs_tx_bytes_total":             float64(p0.TxBytes),
 			"1|sclp_ovs_rx_segments_total":          float64(s1.RxSegments),
 			"1|sclp_ovs_rx_bytes_total":             float64(s1.RxBytes),
+			"1|sclp_ovs_rx_messages_total":          float64(s1.Reassembly.Reassembly.Completed),
 			"1|sclp_ovs_reassembly_completed_total": float64(s1.Reassembly.Reassembly.Completed),
 			"1|sclp_ovs_rx_frames_total":            float64(s1.Ports["sclp1"].RxInjectedFrames),
 		}
@@ -112,6 +113,7 @@ func newIPTunnel(t *testing.T) *tunnel {
 	t.Helper()
 	tn := newHostsAndVMs(t, offload.ModeIP, ipInnerMTU)
 	var mgrs []*offload.Manager
+	var pipes []*fallback.Pipeline
 	for i, h := range tn.hosts {
 		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-obs-"+h.Name)
 		t.Cleanup(func() { os.RemoveAll(root) })
@@ -126,6 +128,7 @@ func newIPTunnel(t *testing.T) *tunnel {
 		}
 		pipe := startFallback(t, h, tn.vms[i], m, spec)
 		mgrs = append(mgrs, m)
+		pipes = append(pipes, pipe)
 		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe})
 		tn.ensure = append(tn.ensure, func(ctx context.Context) error { return m.EnsurePort(ctx, spec) })
 		tn.live = append(tn.live, []metrics.Check{metrics.AttachedCheck(m.Ports, h.Do)})
@@ -142,6 +145,7 @@ func newIPTunnel(t *testing.T) *tunnel {
 			"0|sclp_ovs_tx_bytes_total":    float64(s0.TxBytes),
 			"1|sclp_ovs_rx_segments_total": float64(s1.RxSegments),
 			"1|sclp_ovs_rx_bytes_total":    float64(s1.RxBytes),
+			"1|sclp_ovs_rx_messages_total": float64(s1.RxFast + pipes[1].Stats().Reassembly.Completed),
 			"1|sclp_ovs_exceptions_total":  float64(s1.RxExcMulti + s1.RxExcLarge),
 		}
 	}
