@@ -13,12 +13,14 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 		c = classFor(size)
 	}
 	need := classSize(c)
-	if !r.admit(key.Src, need) {
+	pr, ok := r.admit(key.Src, need)
+	if !ok {
 		return nil
 	}
-	pr := r.peers[key.Src]
 	if pr == nil {
 		pr = r.newPeer(key.Src)
+	} else if pr == r.idle {
+		r.idle = nil
 	}
 	e := r.newEntry()
 	e.key, e.created, e.size, e.held = key, t, -1, 0
@@ -40,14 +42,14 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 	return e
 }
 
-// admit evicts partial messages until one more of need bytes from src fits every cap. It
-// returns false if it cannot fit at all.
-func (r *Reassembler) admit(src netip.Addr, need int) bool {
+// admit evicts partial messages until one more of need bytes from src fits every cap, and
+// returns src's peer record (nil if it has none). ok is false if it cannot fit at all.
+func (r *Reassembler) admit(src netip.Addr, need int) (pr *peer, ok bool) {
 	cfg := &r.cfg
 	if need > cfg.MaxBytes || need > cfg.MaxPeerBytes || cfg.MaxEntries < 1 || cfg.MaxPeerEntries < 1 {
-		return false
+		return nil, false
 	}
-	for pr := r.peers[src]; pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes); pr = r.peers[src] {
+	for pr = r.peers[src]; pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes); pr = r.peers[src] {
 		r.drop(pr.head, DropEvicted)
 	}
 	for len(r.entries)+1 > cfg.MaxEntries {
@@ -56,7 +58,7 @@ func (r *Reassembler) admit(src netip.Addr, need int) bool {
 	for r.bytes+need > cfg.MaxBytes {
 		r.drop(r.heaps[byBytes].top().head, DropEvicted)
 	}
-	return true
+	return r.peers[src], true // global evictions may have freed src's record
 }
 
 // drop discards a partial message for reason, counts it and reports it to OnDrop.
@@ -84,7 +86,7 @@ func (r *Reassembler) remove(e *entry) {
 	pr.entries--
 	r.bytes -= need
 	if pr.entries == 0 {
-		r.freePeer(pr)
+		r.retire(pr)
 	} else {
 		r.heaps[byBytes].fixPeer(pr)
 		r.heaps[byEntries].fixPeer(pr)
@@ -120,6 +122,19 @@ func (r *Reassembler) newPeer(addr netip.Addr) *peer {
 	r.heaps[byBytes].push(pr)
 	r.heaps[byEntries].push(pr)
 	return pr
+}
+
+// retire handles a peer that holds no partial message any more: the most recent such peer
+// stays registered (with weight 0 in the heaps, so eviction never picks it) because the next
+// message usually comes from the same peer; an older idle peer is freed. So the peer table
+// never holds more than one peer without partial messages.
+func (r *Reassembler) retire(pr *peer) {
+	r.heaps[byBytes].fixPeer(pr)
+	r.heaps[byEntries].fixPeer(pr)
+	if r.idle != nil && r.idle != pr {
+		r.freePeer(r.idle)
+	}
+	r.idle = pr
 }
 
 // freePeer unregisters a peer without partial messages.

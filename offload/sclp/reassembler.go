@@ -33,6 +33,7 @@ type Reassembler struct {
 	free    []*entry
 	freeP   []*peer
 	last    *entry // cache of the most recent entry: consecutive pieces skip the map
+	idle    *peer  // the one registered peer without partial messages, if any
 	bytes   int
 	stats   Stats
 }
@@ -276,5 +277,8 @@ func (r *Reassembler) Stats() Stats {
 	s.BufferedBytes = r.bytes
 	s.BufferedEntries = len(r.entries)
 	s.Peers = len(r.peers)
+	if r.idle != nil {
+		s.Peers--
+	}
 	return s
 }
