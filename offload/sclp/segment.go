@@ -1,6 +1,7 @@
 package sclp
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 )
@@ -38,6 +39,7 @@ type Segmenter struct {
 	msg  []byte
 	mss  int
 	base Header
+	sum  uint64 // partial sum of the base header fields that every segment shares
 	off  int
 	done bool
 }
@@ -55,6 +57,8 @@ func (s *Segmenter) Reset(msg []byte, mss int, base Header) error {
 		return fmt.Errorf("segment: %d bytes at mss %d: %w", len(msg), mss, ErrTooLarge)
 	}
 	s.msg, s.mss, s.base, s.done = msg, mss, base, false
+	s.base.First, s.base.Remaining, s.base.Checksum = false, 0, 0
+	s.sum = s.base.sum()
 	return nil
 }
 
@@ -66,17 +70,22 @@ func (s *Segmenter) Len() int {
 	return SegmentCount(len(s.msg), s.mss)
 }
 
-// header returns the header and chunk of the next segment and advances.
-func (s *Segmenter) advance() (Header, []byte) {
-	end := min(s.off+s.mss, len(s.msg))
-	h := s.base
-	h.First = s.off == 0
-	h.Remaining = uint16(len(s.msg) - end)
-	h.Checksum = 0
-	chunk := s.msg[s.off:end]
+// advance moves past the next segment and returns its chunk, its remaining count, whether it
+// is the first, and the partial sum of its header (checksum field zero). It returns scalars,
+// not a Header: a Header has too many fields to live in registers, and patching one in
+// memory costs store-forwarding stalls on every segment.
+func (s *Segmenter) advance() (chunk []byte, rem uint16, first bool, sum uint64) {
+	off := s.off
+	end := min(off+s.mss, len(s.msg))
+	rem = uint16(len(s.msg) - end)
+	first = off == 0
+	sum = s.sum + uint64(rem)
+	if first {
+		sum++
+	}
 	s.off = end
 	s.done = end == len(s.msg)
-	return h, chunk
+	return s.msg[off:end], rem, first, sum
 }
 
 // Next returns the next segment's header, with its checksum unless NoChecksum is set, and
@@ -85,11 +94,12 @@ func (s *Segmenter) Next() (h Header, chunk []byte, ok bool) {
 	if s.done {
 		return Header{}, nil, false
 	}
-	h, chunk = s.advance()
+	chunk, rem, first, sum := s.advance()
+	var c uint16
 	if !s.NoChecksum {
-		h.Checksum = SegmentChecksum(h, chunk)
+		c = ^Fold(Sum(chunk, sum))
 	}
-	return h, chunk, true
+	return Header{SrcPort: s.base.SrcPort, DstPort: s.base.DstPort, ID: s.base.ID, First: first, Remaining: rem, Checksum: c}, chunk, true
 }
 
 // NextInto writes the next segment, header then chunk, into b and returns its length,
@@ -101,14 +111,30 @@ func (s *Segmenter) NextInto(b []byte) (int, error) {
 	}
 	n := HeaderLen + min(s.mss, len(s.msg)-s.off)
 	if len(b) < n {
-		return 0, fmt.Errorf("segment: %d-byte buffer for a %d-byte segment: %w", len(b), n, ErrShortBuffer)
+		return 0, shortBuffer(len(b), n)
 	}
-	h, chunk := s.advance()
+	chunk, rem, first, sum := s.advance()
+	var c uint16
 	if s.NoChecksum {
-		copy(b[HeaderLen:], chunk)
+		copy(b[HeaderLen:n], chunk)
 	} else {
-		h.Checksum = ^Fold(CopyAndSum(b[HeaderLen:n], chunk, h.sum()))
+		c = ^Fold(CopyAndSum(b[HeaderLen:n], chunk, sum))
 	}
-	h.Put(b)
+	w := s.base.ID &^ 1
+	if first {
+		w |= 1
+	}
+	binary.BigEndian.PutUint16(b[0:], s.base.SrcPort)
+	binary.BigEndian.PutUint16(b[2:], s.base.DstPort)
+	binary.BigEndian.PutUint32(b[4:], w)
+	binary.BigEndian.PutUint16(b[8:], rem)
+	binary.BigEndian.PutUint16(b[10:], c)
 	return n, nil
+}
+
+// shortBuffer builds NextInto's error out of line, keeping the hot path small.
+//
+//go:noinline
+func shortBuffer(have, need int) error {
+	return fmt.Errorf("segment: %d-byte buffer for a %d-byte segment: %w", have, need, ErrShortBuffer)
 }
