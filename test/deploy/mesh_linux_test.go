@@ -148,7 +148,8 @@ func TestAgentMeshesNodes(t *testing.T) {
 
 	_, _, cm, _ := agentOf(t)
 	bin := agentBinary(t)
-	agent := startMeshAgent(t, o, "node-a", h.IP, api.kubeconfig(t))
+	kubeconfig := api.kubeconfig(t)
+	agent := startMeshAgent(t, o, "node-a", h.IP, kubeconfig)
 
 	// An operator's own port, made with add-port before discovery sees its peer as a node.
 	if out, err := o.Command(bin, "--db", o.DBEndpoint(), "add-port", "--wait=false", "br-int", "peer=10.91.0.9").CombinedOutput(); err != nil {
@@ -244,12 +245,75 @@ func TestAgentMeshesNodes(t *testing.T) {
 	if t.Failed() || testing.Verbose() {
 		t.Logf("agent log:\n%s", agent.Output())
 	}
+
+	// A new agent with the same settings (a rolling update) changes nothing: same OVSDB rows,
+	// same veths.
+	rows, links := ifaceUUIDs(t, o), linkIndexes(t, h.NS)
+	agent = startMeshAgent(t, o, "node-a", h.IP, kubeconfig)
+	waitPorts(t, o, agent, map[string]string{"sclp0a5b0005": "node-d", "sclp0a5b0007": "node-x", "sclp0a5b0009": ""})
+	time.Sleep(500 * time.Millisecond) // a few agent passes
+	if got := ifaceUUIDs(t, o); !maps.Equal(got, rows) {
+		t.Errorf("Interface rows changed across an agent restart:\n%v\n%v", rows, got)
+	}
+	if got := linkIndexes(t, h.NS); !maps.Equal(got, links) {
+		t.Errorf("veths changed across an agent restart:\n%v\n%v", links, got)
+	}
+	agent.Stop(10 * time.Second)
+
+	// A new VNI in the ConfigMap (the last flag wins, as the kubelet would pass only the new
+	// one): the mesh ports are replaced, the operator's port is not.
+	agent = startMeshAgent(t, o, "node-a", h.IP, kubeconfig, "--mesh-vni=4097")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		p := vsctlPorts(t, o)
+		if p["sclp0a5b0005"][controller.KeyVNI] == "4097" && p["sclp0a5b0007"][controller.KeyVNI] == "4097" &&
+			p["sclp0a5b0005"][controller.KeyStatus] == controller.StatusReady && p["sclp0a5b0009"][controller.KeyVNI] == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ports after the VNI change: %v\n%s", p, agent.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ifaceUUIDs returns the _uuid of every Interface by name.
+func ifaceUUIDs(t *testing.T, o *testbed.OVS) map[string]string {
+	t.Helper()
+	out := o.MustVsctl(t, "--bare", "--columns=name,_uuid", "list", "Interface")
+	m := map[string]string{}
+	var name string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+			name = ""
+		case name == "":
+			name = l
+		default:
+			m[name] = l
+		}
+	}
+	return m
+}
+
+// linkIndexes returns "ifindex" of every link in ns by name.
+func linkIndexes(t *testing.T, ns *testbed.NS) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, l := range strings.Split(ns.MustRun(t, "ip", "-o", "link", "show"), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 {
+			m[strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]] = f[0]
+		}
+	}
+	return m
 }
 
 // startMeshAgent starts the real binary in o's namespace with the DaemonSet's command line
 // for node name at ip, pointed at o (--db), a private pin directory, the udp datapath only
 // (mode=ip has its own tests) and kubeconfig.
-func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, kubeconfig string) *testbed.Proc {
+func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, kubeconfig string, extra ...string) *testbed.Proc {
 	t.Helper()
 	_, c, cm, _ := agentOf(t)
 	args, err := containerArgs(c, cm, map[string]string{"spec.nodeName": name, "status.podIP": ip.String()})
@@ -267,6 +331,6 @@ func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, ku
 			args[i] = "--modes=udp"
 		}
 	}
-	args = append(args, "--kubeconfig="+kubeconfig)
+	args = append(append(args, "--kubeconfig="+kubeconfig), extra...)
 	return testbed.StartCmd(t, o.Command(append([]string{agentBinary(t)}, args[1:]...)...))
 }
