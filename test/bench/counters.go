@@ -38,8 +38,8 @@ func NewDevCounter(nsName, dev string) (*DevCounter, error) {
 	return c, nil
 }
 
-// Packets are a device's rx and tx packet counters.
-type Packets struct{ Rx, Tx uint64 }
+// Packets are a device's rx and tx packet counters and its rx bytes.
+type Packets struct{ Rx, Tx, RxBytes uint64 }
 
 // Read returns the device's current counters.
 func (c *DevCounter) Read() (Packets, error) {
@@ -51,7 +51,7 @@ func (c *DevCounter) Read() (Packets, error) {
 	if s == nil {
 		return Packets{}, fmt.Errorf("link %s: no statistics", c.dev)
 	}
-	return Packets{Rx: s.RxPackets, Tx: s.TxPackets}, nil
+	return Packets{Rx: s.RxPackets, Tx: s.TxPackets, RxBytes: s.RxBytes}, nil
 }
 
 // Close releases the netlink handle.

@@ -19,6 +19,54 @@ type IperfResult struct {
 	// LocalCPU and RemoteCPU are the client's and the server's total CPU in percent of one
 	// core (iperf3's getrusage).
 	LocalCPU, RemoteCPU float64
+	// SentBytes is what the client sent (sum_sent), 0 when iperf3 did not say.
+	SentBytes float64
+}
+
+// ServerResult is what the iperf3 server (-s -1 -J) says it received: the authority on
+// goodput. (Seen here: after a UDP run with heavy loss, a client's sum_received claimed more
+// bytes than the receiving VM's device had seen.)
+type ServerResult struct {
+	Bytes, Seconds float64
+	// CPU is the server's total CPU in percent of one core.
+	CPU float64
+}
+
+// Gbps is the server's goodput.
+func (s ServerResult) Gbps() float64 {
+	if s.Seconds <= 0 {
+		return 0
+	}
+	return s.Bytes * 8 / s.Seconds / 1e9
+}
+
+// ParseIperfServer decodes the JSON an iperf3 server prints with -1 -J.
+func ParseIperfServer(out []byte) (ServerResult, error) {
+	if i := bytes.IndexByte(out, '{'); i > 0 {
+		out = out[i:]
+	}
+	var j struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived *struct {
+				Bytes   float64 `json:"bytes"`
+				Seconds float64 `json:"seconds"`
+			} `json:"sum_received"`
+			CPU struct {
+				HostTotal float64 `json:"host_total"`
+			} `json:"cpu_utilization_percent"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &j); err != nil {
+		return ServerResult{}, fmt.Errorf("parse iperf3 server json: %w: %.200q", err, out)
+	}
+	if j.Error != "" {
+		return ServerResult{}, fmt.Errorf("%w: server: %s", ErrIperf, j.Error)
+	}
+	if j.End.SumReceived == nil {
+		return ServerResult{}, fmt.Errorf("%w: server: no sum_received", ErrIperf)
+	}
+	return ServerResult{Bytes: j.End.SumReceived.Bytes, Seconds: j.End.SumReceived.Seconds, CPU: j.End.CPU.HostTotal}, nil
 }
 
 // ErrIperf is returned (wrapped) when iperf3's JSON reports an error or no result.
@@ -61,6 +109,9 @@ func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
 		return IperfResult{}, fmt.Errorf("%w: %s", ErrIperf, j.Error)
 	}
 	r := IperfResult{LocalCPU: j.End.CPU.HostTotal, RemoteCPU: j.End.CPU.RemoteTotal}
+	if j.End.SumSent != nil {
+		r.SentBytes = j.End.SumSent.Bytes
+	}
 	switch {
 	case proto == TCP && j.End.SumReceived != nil:
 		r.Gbps = j.End.SumReceived.BitsPerSecond / 1e9
@@ -88,7 +139,7 @@ func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
 // UDP runs unthrottled (-b 0: the highest rate) with 4 MB socket buffers; TCP writes p.WriteBytes
 // per call.
 func IperfArgs(server string, p Point, secs float64) []string {
-	args := []string{"iperf3", "-c", server, "-J", "-t", strconv.Itoa(max(int(secs+0.5), 1)),
+	args := []string{"iperf3", "-c", server, "-J", "-i", "0", "-t", strconv.Itoa(max(int(secs+0.5), 1)),
 		"-l", strconv.Itoa(p.WriteBytes), "-P", strconv.Itoa(p.Flows), "--connect-timeout", "3000"}
 	if p.Proto == UDP {
 		args = append(args, "-u", "-b", "0", "-w", "4M")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -17,28 +18,31 @@ const iperfPort = 5201
 // softirqPIDs are the ksoftirqd threads, found once.
 var softirqPIDs = softirqThreads()
 
-// startServer starts a persistent iperf3 server in VM2 and waits until it listens.
-func (e *Env) startServer(tb testbed.TB) error {
-	if e.server != nil {
-		e.server.Stop(2 * time.Second)
-	}
-	e.server = e.VMs[1].StartProc(tb, "iperf3", "-s", "-B", e.ServerIP.String())
+// ErrImplausible is returned (wrapped) when iperf3 claims more bytes received than the
+// receiving VM's device saw: the run is reported as failed rather than trusted.
+var ErrImplausible = errors.New("iperf3 result contradicts the device counters")
+
+// startServer starts a one-off iperf3 server (-1 -J) in VM2 and waits until it listens.
+func (e *Env) startServer(tb testbed.TB) (*testbed.Proc, error) {
+	srv := e.VMs[1].StartProc(tb, "iperf3", "-s", "-1", "-J", "-i", "0", "-B", e.ServerIP.String())
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		ok, err := listening(e.VMs[1].NS, iperfPort)
 		if err != nil {
-			return err
+			srv.Stop(time.Second)
+			return nil, err
 		}
 		if ok {
-			return nil
+			return srv, nil
 		}
 		select {
-		case <-e.server.Done():
-			return fmt.Errorf("iperf3 server in %s exited: %v: %s", e.VMs[1].Name, e.server.Err(), e.server.Output())
-		case <-time.After(50 * time.Millisecond):
+		case <-srv.Done():
+			return nil, fmt.Errorf("iperf3 server in %s exited: %v: %s", e.VMs[1].Name, srv.Err(), srv.Output())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("iperf3 server in %s does not listen after 5 s", e.VMs[1].Name)
+	srv.Stop(time.Second)
+	return nil, fmt.Errorf("iperf3 server in %s does not listen after 5 s", e.VMs[1].Name)
 }
 
 // listening reports whether a TCP socket listens on port inside ns (/proc/thread-self/net/tcp
@@ -68,20 +72,20 @@ func tcpListens(procNetTCP string, port int) bool {
 	return false
 }
 
-// Measure runs one iperf3 client in VM1 toward VM2 at point p and reads the counters around
-// it. A failure is returned in Sample.Err; the server is restarted after one.
+// Measure runs one iperf3 client in VM1 toward a one-off server in VM2 at point p and reads
+// the counters around it. A failure is returned in Sample.Err.
 func (e *Env) Measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration) Sample {
 	s := Sample{Model: e.Model.Name, Point: p}
-	s.Err = e.measure(ctx, p, d, &s)
-	if s.Err != nil && ctx.Err() == nil {
-		if err := e.startServer(tb); err != nil {
-			s.Err = fmt.Errorf("%w; restarting the server: %v", s.Err, err)
-		}
-	}
+	s.Err = e.measure(ctx, tb, p, d, &s)
 	return s
 }
 
-func (e *Env) measure(ctx context.Context, p Point, d time.Duration, s *Sample) error {
+func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration, s *Sample) error {
+	srv, err := e.startServer(tb)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop(time.Second)
 	w0, err := e.Wire.Read()
 	if err != nil {
 		return err
@@ -116,10 +120,28 @@ func (e *Env) measure(ctx context.Context, p Point, d time.Duration, s *Sample) 
 		}
 		return perr
 	}
-	s.Gbps, s.LossPct, s.RxIperfCPU = r.Gbps, r.LossPct, r.RemoteCPU
+	select { // the one-off server prints its JSON and exits once the client is done
+	case <-srv.Done():
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("%w: server did not finish 5 s after the client", ErrIperf)
+	}
+	sr, err := ParseIperfServer([]byte(srv.Output()))
+	if err != nil {
+		return err
+	}
+	s.Gbps, s.RxIperfCPU = sr.Gbps(), sr.CPU
+	if p.Proto == UDP {
+		s.LossPct = r.LossPct
+		if r.SentBytes > 0 {
+			s.LossPct = max(0, 100*(1-sr.Bytes/r.SentBytes))
+		}
+	}
 	s.WirePkts, s.DeliveredPkts = w1.Rx-w0.Rx, d1.Rx-d0.Rx
+	if dev := float64(d1.RxBytes - d0.RxBytes); sr.Bytes > dev*1.01+1e5 {
+		return fmt.Errorf("%w: server counted %.0f bytes, the VM's device received %.0f", ErrImplausible, sr.Bytes, dev)
+	}
 	s.MachineCores, s.DatapathCores = c1.CoresSince(c0)
 	el := c1.at.Sub(c0.at).Seconds()
-	s.CPUCores = (r.LocalCPU+r.RemoteCPU)/100 + s.DatapathCores + float64(t1-t0)/clkTck/max(el, 1e-3)
+	s.CPUCores = (r.LocalCPU+sr.CPU)/100 + s.DatapathCores + float64(t1-t0)/clkTck/max(el, 1e-3)
 	return nil
 }

@@ -99,7 +99,6 @@ type Env struct {
 	// Wire counts frames arriving on the receiving host's underlay; Deliver frames arriving
 	// on the receiving VM's device.
 	Wire, Deliver *DevCounter
-	server        *testbed.Proc
 	pids          []int
 }
 
@@ -136,9 +135,6 @@ func Build(tb testbed.TB, m Model) (*Env, error) {
 		return nil, err
 	}
 	tb.Cleanup(e.Deliver.Close)
-	if err := e.startServer(tb); err != nil {
-		return nil, err
-	}
 	return e, nil
 }
 

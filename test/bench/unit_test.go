@@ -166,12 +166,12 @@ func TestParseIperf(t *testing.T) {
 
 func TestIperfArgs(t *testing.T) {
 	got := strings.Join(IperfArgs("192.168.100.11", Point{UDP, 4, 8192}, 3), " ")
-	want := "iperf3 -c 192.168.100.11 -J -t 3 -l 8192 -P 4 --connect-timeout 3000 -u -b 0 -w 4M"
+	want := "iperf3 -c 192.168.100.11 -J -i 0 -t 3 -l 8192 -P 4 --connect-timeout 3000 -u -b 0 -w 4M"
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-	if got := IperfArgs("x", Point{TCP, 1, 64}, 0.2); got[5] != "1" {
-		t.Errorf("duration below 1 s gave -t %s", got[5])
+	if got := IperfArgs("x", Point{TCP, 1, 64}, 0.2); got[7] != "1" {
+		t.Errorf("duration below 1 s gave -t %s", got[7])
 	}
 }
 
@@ -358,5 +358,23 @@ func TestOutputs(t *testing.T) {
 		if strings.HasSuffix(name, ".png") && (len(b) < 2000 || !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n"))) {
 			t.Errorf("%s: %d bytes, not a PNG with content", name, len(b))
 		}
+	}
+}
+
+func TestParseIperfServer(t *testing.T) {
+	out := `{"start":{},"end":{"sum":{"bytes":0},"sum_received":{"bytes":343952000,"seconds":1.002703,"lost_percent":1.98},
+	"cpu_utilization_percent":{"host_total":31.5}}}`
+	r, err := ParseIperfServer([]byte(out))
+	if err != nil || r.Bytes != 343952000 || r.CPU != 31.5 || math.Abs(r.Gbps()-2.7442) > 1e-3 {
+		t.Errorf("%+v %v (%.4f Gbit/s)", r, err, r.Gbps())
+	}
+	if _, err := ParseIperfServer([]byte(`{"end":{}}`)); !errors.Is(err, ErrIperf) {
+		t.Errorf("no sum_received: %v", err)
+	}
+	if _, err := ParseIperfServer([]byte(`{"error":"the client has unexpectedly closed the connection"}`)); !errors.Is(err, ErrIperf) {
+		t.Errorf("server error: %v", err)
+	}
+	if (ServerResult{Bytes: 1}).Gbps() != 0 {
+		t.Error("zero seconds gave a rate")
 	}
 }
