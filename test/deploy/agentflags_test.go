@@ -185,3 +185,32 @@ func TestProbePathsServed(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryUsageErrors runs the binary with bad discovery settings: each must fail with
+// exit code 2 and a message naming the problem, before the agent touches anything (no OVSDB
+// is running, and none is needed to reject them).
+func TestDiscoveryUsageErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	requireBinaryFlags(t)
+	bin := agentBinary(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kubernetes"}, "node name missing"},
+		{[]string{"--kubernetes", "--node-name=n", "--mesh-mode=gre"}, "mode"},
+		{[]string{"--kubernetes", "--node-name=n", "--mesh-vni=16777216"}, "24 bits"},
+		{[]string{"--kubernetes", "--node-name=n", "--node-selector=a in (b"}, "label selector"},
+		{[]string{"--kubernetes", "--node-name=n", "--mesh-vni=x"}, "mesh-vni"},
+	} {
+		cmd := exec.Command(bin, append([]string{"--db=unix:/nonexistent/db.sock", "agent"}, tc.args...)...)
+		cmd.Env = append(cmd.Environ(), "NODE_NAME=")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("sclp-ovs agent %s: %v, want exit 2 mentioning %q\n%s", strings.Join(tc.args, " "), err, tc.want, out)
+		}
+	}
+}
