@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
 
 // TestCLI checks every documented exit code against a real OVS, that a failing command leaves
@@ -128,5 +130,29 @@ func TestCLI(t *testing.T) {
 	s.stopAgent(t)
 	if hb := s.ovs.MustVsctl(t, "get", "Open_vSwitch", ".", "external_ids"); strings.Contains(hb, "heartbeat") {
 		t.Errorf("heartbeat left after SIGTERM: %s", hb)
+	}
+}
+
+// TestAgentBeforeOVSDB: an agent started while ovsdb-server is down waits for it, then
+// converges the ports recorded meanwhile.
+func TestAgentBeforeOVSDB(t *testing.T) {
+	sites := newSites(t, 2, 0)
+	s := sites[0]
+	s.mustSclp(t, "add-port", "--wait=false", "br-int", "peer="+sites[1].IP.String())
+	s.ovs.StopDB()
+	s.agent = testbed.StartCmd(t, s.ovs.Command(binary, "--db", s.ovs.DBEndpoint(), "agent", "--modes", "udp", "--pin-path", s.pinPath(t)))
+	time.Sleep(time.Second)
+	select {
+	case <-s.agent.Done():
+		t.Fatalf("agent gave up without OVSDB: %v\n%s", s.agent.Err(), s.agent.Output())
+	default:
+	}
+	s.ovs.StartDB(t)
+	waitFor(t, 15*time.Second, "the port ready after ovsdb-server came up", func() bool {
+		out, _ := s.ovs.Vsctl("get", "Interface", "sclp0a000002", `external_ids:"sclp-ovs:status"`)
+		return strings.Contains(out, "ready")
+	})
+	if !s.hasLink("sclp0a000002") {
+		t.Fatal("veth missing")
 	}
 }
