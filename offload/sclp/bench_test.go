@@ -151,3 +151,24 @@ func BenchmarkCopySegments64K(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReassemble64KInOrderByValue is the in-order case through the contract's
+// Add(now, Piece), which copies the 104-byte piece per call.
+func BenchmarkReassemble64KInOrderByValue(b *testing.B) {
+	msg := randBytes(rand.New(rand.NewPCG(1, 1)), benchMsg)
+	pieces := segmentPieces(b, testKey(1, 2), msg, 1468)
+	r := newTestReassembler(b, Config{})
+	b.SetBytes(benchMsg)
+	b.ReportAllocs()
+	defer cpuMetric(b)()
+	id := uint32(0)
+	for b.Loop() {
+		id += 2
+		for _, p := range pieces {
+			p.Key.ID = id
+			if m, res := r.Add(t0, p); res.Status == Completed {
+				r.Release(m)
+			}
+		}
+	}
+}
