@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
+	"github.com/sclp-ovs/sclp-ovs/controller/kubernetes"
 	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 	"github.com/sclp-ovs/sclp-ovs/offload"
 )
@@ -28,12 +30,12 @@ pinned state for the next agent to adopt. An agent started while another one run
 every port alongside it and then retires it (POST /v1/handover on the status socket): that
 is the zero-loss restart and upgrade procedure (with mode=udp the datapath lives in the
 agent process, so stop-then-start leaves a gap of about the start-up time).`,
-		Flags: []ucli.Flag{
+		Flags: append([]ucli.Flag{
 			&ucli.DurationFlag{Name: "resync", Value: time.Second, Usage: "re-check the host this often (restores flows after an ovs-vswitchd restart)"},
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
 			&ucli.StringFlag{Name: "pin-path", Usage: "bpffs directory for mode=ip's pinned programs and maps (default /sys/fs/bpf/sclp-ovs, with -netnsINODE appended outside the initial network namespace)"},
 			&ucli.StringFlag{Name: "metrics-address", Value: metrics.DefaultAddress, Usage: "Prometheus /metrics, /healthz and /readyz (host:port; \"off\" disables)"},
-		},
+		}, kubernetes.Flags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("agent takes no arguments")
@@ -46,8 +48,16 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 					return usagef("--modes: unknown mode %q (want udp, ip)", m)
 				}
 			}
-			return runAgent(c.Context, d, AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
-				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address")}, c.Duration("resync"))
+			cfg := AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
+				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address")}
+			if kubernetes.Enabled(c) {
+				kc, err := kubernetes.ConfigFromCLI(c)
+				if err != nil {
+					return &UsageError{Err: err}
+				}
+				cfg.Kubernetes = &kc
+			}
+			return runAgent(c.Context, d, cfg, c.Duration("resync"))
 		},
 	}
 }
@@ -90,6 +100,7 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		defer ep.Close()
 	}
 	started := d.Now()
+	var discoveryErr atomic.Pointer[error]
 	sock := agentSocket(cfg.DB)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -131,7 +142,23 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	}
 	defer stopStatus()
 	log.Info("agent running", "db", cfg.DB, "modes", cfg.Modes, "status_socket", sock)
+	if cfg.Kubernetes != nil {
+		// Node discovery writes the mesh ports through the same OVSDB model as add-port;
+		// the reconciler makes them real. It failing (no cluster access) stops the agent.
+		go func() {
+			err := kubernetes.Run(ctx, *cfg.Kubernetes, &kubernetes.OVSDBStore{DB: db, Router: d.Router},
+				kubernetes.Options{Logger: log}, nil)
+			if err != nil && ctx.Err() == nil {
+				log.Error("kubernetes node discovery stopped", "err", err)
+				discoveryErr.Store(&err)
+				stop()
+			}
+		}()
+	}
 	err = <-done
+	if e := discoveryErr.Load(); e != nil && err == nil {
+		err = fmt.Errorf("kubernetes node discovery: %w", *e)
+	}
 	log.Info("agent stopped; ports stay up for the next agent")
 	return err
 }

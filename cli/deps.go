@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
+	"github.com/sclp-ovs/sclp-ovs/controller/kubernetes"
 	"github.com/sclp-ovs/sclp-ovs/offload"
 )
 
@@ -69,6 +70,8 @@ type AgentConfig struct {
 	Modes   []offload.Mode
 	// MetricsAddress is where /metrics, /healthz and /readyz are served ("off": nowhere).
 	MetricsAddress string
+	// Kubernetes, if set, runs node discovery (one tunnel port per other node).
+	Kubernetes *kubernetes.Config
 }
 
 // defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.
