@@ -5,7 +5,7 @@
 //
 //   - DatapathSource: one per encapsulation mode (the mode=udp datapath, the mode=ip tc-eBPF
 //     manager with its userspace fallback). Adapters turn the datapaths' own statistics into
-//     DatapathStats: FromUDP, FromBPF, FromFallback.
+//     DatapathStats: FromUDP and UDPSource, FromBPF, FromFallback and IPSource.
 //   - ControllerSource: ports desired and ready, reconcile passes, errors and latency (recorded
 //     by a ReconcileRecorder), OVSDB and OpenFlow connectivity.
 //
@@ -16,6 +16,9 @@
 //
 // Start serves /metrics, /healthz (liveness: every Live check passes, e.g. OVSDB reachable
 // and programs attached) and /readyz (readiness: every Ready check passes, e.g. every desired
-// port converged) on a loopback address by default (DefaultAddress). Agent wires a registry,
-// the collector and the server in one call for `sclp-ovs agent --metrics-address`.
+// port converged) on a loopback address by default (DefaultAddress). StartAgent builds a
+// registry (Go and process collectors plus this collector) and the server in one call; Wire
+// does that for `sclp-ovs agent --metrics-address` from the agent's real parts (reconciler,
+// OVSDB store, datapaths, tracked OpenFlow client, pass recorder) and retries a busy address.
+// AttachedCheck asks the kernel whether mode=ip's programs are attached.
 package metrics

@@ -1,11 +1,18 @@
 // Package observability proves the agent's metrics against a real Prometheus.
 //
-// The end-to-end test builds two namespace hosts joined by a real SCLP tunnel (mode=udp),
-// sends traffic whose size the test knows exactly, serves the controller/metrics endpoint
-// from the sending and receiving side, and starts Debian's prometheus (/usr/bin/prometheus)
-// on loopback with a temporary configuration and TSDB scraping every second. It then
-// evaluates every query of deploy/grafana/sclp-ovs.json through the Prometheus HTTP API,
-// requires data for each, and checks the counters against the traffic sent.
+// The end-to-end tests build namespace hosts joined by a real SCLP tunnel, send traffic whose
+// size the test knows exactly, and have Debian's prometheus (/usr/bin/prometheus, temporary
+// configuration and TSDB, scraping every second, in a test namespace) scrape the
+// controller/metrics endpoints of both hosts:
+//
+//   - TestPrometheusScrapesTunnel and TestPrometheusScrapesIPMode drive the mode=udp and
+//     mode=ip datapaths directly (the test runs the control loop);
+//   - TestAgentMetrics runs the real `sclp-ovs agent` with private OVS instances in both
+//     modes, with --metrics-address on the underlay and prometheus on a third host.
+//
+// Each evaluates every query of deploy/grafana/sclp-ovs.json through the Prometheus HTTP API,
+// requires data, and checks the counters against the traffic sent and against the
+// datapaths' own counters.
 //
 // The non-test files hold the small pieces the tests share: reading the dashboard's queries
 // (Dashboard, Query) and a Prometheus process and API client (Prometheus).
