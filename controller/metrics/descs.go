@@ -27,7 +27,7 @@ var counterSpecs = [numCounters]counterSpec{
 	TxSegments:   {"tx_segments_total", "SCLP segments sent on the underlay.", trafficLabels},
 	TxBytes:      {"tx_bytes_total", "Inner frame bytes sent through the tunnel.", trafficLabels},
 	RxSegments:   {"rx_segments_total", "SCLP segments received from the underlay.", trafficLabels},
-	RxBytes:      {"rx_bytes_total", "Underlay bytes of the SCLP segments received (mode=udp: UDP payload; mode=ip: IPv4 packet).", trafficLabels},
+	RxBytes:      {"rx_bytes_total", "Underlay bytes of the SCLP segments received (mode=udp: UDP payloads; mode=ip: Ethernet frames).", trafficLabels},
 	RxMessages:   {"rx_messages_total", "SCLP messages received whole (single-segment, or reassembled from segments).", trafficLabels},
 	RxFrames:     {"rx_frames_total", "Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).", deliveryLabels},
 	RxFrameBytes: {"rx_frame_bytes_total", "Inner frame bytes delivered into tunnel ports, by delivery path (kernel or userspace).", deliveryLabels},

@@ -181,6 +181,13 @@ func observe(t *testing.T, tn *tunnel) {
 	between(t, "sender tx_bytes", o.delta(0, "sclp_ovs_tx_bytes_total", port(0), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver rx_segments", o.delta(1, "sclp_ovs_rx_segments_total", "", t0, t1), n, n+slack)
 	between(t, "receiver rx_messages", o.delta(1, "sclp_ovs_rx_messages_total", "", t0, t1), n, n+slack)
+	// Underlay bytes per echo request: SCLP + VXLAN + frame, in a UDP payload (mode=udp) or
+	// an Ethernet frame with IPv4 (mode=ip, counted at the underlay's tc ingress).
+	wire := float64(sclp.HeaderLen + sclp.VXLANHeaderLen + 14 + 20 + 8 + size)
+	if !udpMode {
+		wire += 14 + 20
+	}
+	between(t, "receiver rx_bytes", o.delta(1, "sclp_ovs_rx_bytes_total", "", t0, t1), n*wire, n*wire+slack*100)
 	between(t, "receiver rx_frames ("+delivered+")", o.delta(1, "sclp_ovs_rx_frames_total", and(port(1), delivered), t0, t1), n, n+slack)
 	between(t, "receiver rx_frame_bytes", o.delta(1, "sclp_ovs_rx_frame_bytes_total", port(1), t0, t1), n*frame, n*frame+slack*64)
 	between(t, "receiver merged messages (none: one segment each)", o.delta(1, "sclp_ovs_rx_merged_messages_total", "", t0, t1), 0, 0)
