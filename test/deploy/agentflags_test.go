@@ -72,7 +72,6 @@ func containerArgs(c *corev1.Container, cm *corev1.ConfigMap, fields map[string]
 // DaemonSet's expanded command line, with the agent's action replaced by a probe that reads
 // back what the flags parsed to.
 func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
-	requireAgentFlags(t)
 	_, c, cm, _ := agentOf(t)
 	args, err := containerArgs(c, cm, podFields)
 	if err != nil {
@@ -137,7 +136,6 @@ func TestDaemonSetArgsAcceptedByTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	requireBinaryFlags(t)
 	_, c, cm, _ := agentOf(t)
 	args, err := containerArgs(c, cm, podFields)
 	if err != nil {
@@ -193,7 +191,6 @@ func TestDiscoveryUsageErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	requireBinaryFlags(t)
 	bin := agentBinary(t)
 	for _, tc := range []struct {
 		args []string

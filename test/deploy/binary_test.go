@@ -2,15 +2,11 @@ package deploy
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-
-	"github.com/sclp-ovs/sclp-ovs/cli"
 )
 
 var (
@@ -53,38 +49,4 @@ func agentBinary(t *testing.T) string {
 		t.Fatal(binErr)
 	}
 	return binPath
-}
-
-// requireAgentFlags skips the test while the agent command lacks the flags the DaemonSet
-// passes (TRANSITIONAL: the wiring of controller/kubernetes.Flags and --metrics-address
-// into cli is pending; remove this guard once it lands).
-func requireAgentFlags(t *testing.T) {
-	t.Helper()
-	have := map[string]bool{}
-	for _, c := range cli.NewApp(cli.Deps{Stdout: io.Discard, Stderr: io.Discard}).Commands {
-		if c.Name != "agent" {
-			continue
-		}
-		for _, f := range c.Flags {
-			for _, n := range f.Names() {
-				have[n] = true
-			}
-		}
-	}
-	for _, n := range []string{"kubernetes", "metrics-address"} {
-		if !have[n] {
-			t.Skipf("sclp-ovs agent has no --%s yet (wiring pending)", n)
-		}
-	}
-}
-
-// requireBinaryFlags is requireAgentFlags for the built binary (TRANSITIONAL as well).
-func requireBinaryFlags(t *testing.T) {
-	t.Helper()
-	out, _ := exec.Command(agentBinary(t), "agent", "--help").CombinedOutput()
-	for _, n := range []string{"--kubernetes", "--metrics-address"} {
-		if !strings.Contains(string(out), n) {
-			t.Skipf("sclp-ovs agent has no %s yet (wiring pending)", n)
-		}
-	}
 }

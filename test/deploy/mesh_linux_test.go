@@ -131,7 +131,6 @@ func probe(t *testing.T, c *http.Client, addr, path string) int {
 // that the probes answer.
 func TestAgentMeshesNodes(t *testing.T) {
 	testbed.RequireRoot(t)
-	requireBinaryFlags(t)
 	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: 2, Subnet: netip.MustParsePrefix("10.91.0.0/24")})
 	h := hosts[0]
 	o := testbed.StartOVS(t, h.NS)

@@ -22,7 +22,6 @@ import (
 // unreachable, while the two remaining hosts still talk.
 func TestMeshCarriesTraffic(t *testing.T) {
 	testbed.RequireRoot(t)
-	requireBinaryFlags(t)
 	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: 3, Subnet: netip.MustParsePrefix("10.93.0.0/24")})
 	client := fake.NewClientset()
 	for i, h := range hosts {
