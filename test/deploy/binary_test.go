@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// versionVar is the variable the image build sets to the version; testVersion is what the
+// test build sets it to.
+const (
+	versionVar  = "github.com/sclp-ovs/sclp-ovs/cli.Version"
+	testVersion = "deploy-test"
+)
+
 var (
 	binOnce sync.Once
 	binPath string
@@ -39,7 +46,10 @@ func agentBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "sclp-ovs")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/sclp-ovs/sclp-ovs/cli/sclp-ovs")
+		// The link flags of the image build (deploy/docker/Dockerfile), with a known version;
+		// -trimpath is left out, since it would recompile every dependency.
+		cmd := exec.Command("go", "build", "-ldflags", "-s -w -X "+versionVar+"="+testVersion,
+			"-o", binPath, "github.com/sclp-ovs/sclp-ovs/cli/sclp-ovs")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("build sclp-ovs: %v\n%s", err, out)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -137,8 +138,15 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("build stage does not set CGO_ENABLED=0 (ENV %q)", env)
 	}
 	if run := build.joined("RUN"); !strings.Contains(run, "go build") || !strings.Contains(run, "./cli/sclp-ovs") ||
-		!strings.Contains(run, "-X github.com/sclp-ovs/sclp-ovs/cli.Version=") {
-		t.Errorf("build stage RUN does not build ./cli/sclp-ovs with the version: %q", run)
+		!strings.Contains(run, "-X "+versionVar+"=${VERSION}") || !strings.Contains(run, "/out/sclp-ovs version") {
+		t.Errorf("build stage RUN does not build ./cli/sclp-ovs with the version and run it: %q", run)
+	}
+	if !testing.Short() {
+		// The -X target exists: a binary linked the same way reports the version it was given.
+		out, err := exec.Command(agentBinary(t), "version").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "sclp-ovs "+testVersion {
+			t.Errorf("sclp-ovs version: %q, %v; want %q (does %s still exist?)", out, err, "sclp-ovs "+testVersion, versionVar)
+		}
 	}
 
 	// The runtime stage: Debian 12 slim with the tools the code executes, and the binary
@@ -155,6 +163,7 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(run, "--no-install-recommends") || !strings.Contains(run, "rm -rf /var/lib/apt/lists/*") {
 		t.Errorf("runtime stage apt-get is not slim: %q", run)
 	}
+	checkAptPackages(t, run)
 	copyIns := final.joined("COPY")
 	if copyIns != fmt.Sprintf("--from=%s /out/sclp-ovs /usr/local/bin/sclp-ovs\n", build.Name) {
 		t.Errorf("runtime COPY %q", copyIns)
@@ -206,4 +215,32 @@ func toolsExecuted(tb testing.TB, root string) map[string]string {
 		tb.Fatalf("found no ovs-ofctl call in the sources: the scan is broken")
 	}
 	return found
+}
+
+// checkAptPackages checks that every package the image installs is known to this machine's
+// apt (the development machines run Debian 12, the image's base); without apt data it says so
+// and checks nothing.
+func checkAptPackages(t *testing.T, run string) {
+	t.Helper()
+	m := regexp.MustCompile(`apt-get install -y --no-install-recommends ([a-z0-9. +-]+?)(?: &&|$)`).FindStringSubmatch(run)
+	if m == nil {
+		t.Errorf("no apt-get install -y --no-install-recommends PACKAGES in %q", run)
+		return
+	}
+	candidate := func(pkg string) string {
+		out, _ := exec.Command("apt-cache", "policy", pkg).CombinedOutput()
+		if m := regexp.MustCompile(`Candidate: (\S+)`).FindSubmatch(out); m != nil {
+			return string(m[1])
+		}
+		return ""
+	}
+	if _, err := exec.LookPath("apt-cache"); err != nil || candidate("base-files") == "" {
+		t.Logf("no apt package data here: package names not checked")
+		return
+	}
+	for _, pkg := range strings.Fields(m[1]) {
+		if c := candidate(pkg); c == "" || c == "(none)" {
+			t.Errorf("apt knows no installable package %q (candidate %q)", pkg, c)
+		}
+	}
 }
