@@ -108,6 +108,10 @@ func (d *Discovery) Ready() error {
 	return nil
 }
 
+// Check is Ready with the signature of a health check (controller/metrics.Check.Fn), for the
+// agent's /readyz: metrics.Check{Name: "kubernetes", Fn: d.Check}.
+func (d *Discovery) Check(context.Context) error { return d.Ready() }
+
 // Run watches Nodes and reconciles until ctx ends; it returns nil then. It returns an
 // error only when the watch cannot start.
 func (d *Discovery) Run(ctx context.Context) error {

@@ -33,6 +33,9 @@ func TestDiscoveryFollowsNodes(t *testing.T) {
 		t.Fatalf("port options %+v, want %+v", p.Options, want)
 	}
 	eventually(t, func() string { return "not ready" }, func() bool { return d.Ready() == nil })
+	if err := d.Check(context.Background()); err != nil {
+		t.Errorf("Check after convergence: %v", err)
+	}
 
 	// A node joins.
 	if _, err := nodes.Create(ctx, node("d", "10.9.0.4", true), metav1.CreateOptions{}); err != nil {
