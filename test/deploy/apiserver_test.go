@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +33,23 @@ import (
 type apiServer struct {
 	client *fake.Clientset
 	url    string
+
+	mu       sync.Mutex
+	requests map[string]int // "verb resource" (RBAC terms) -> count, refused ones included
+}
+
+// record notes a request in RBAC terms.
+func (a *apiServer) record(verb, resource string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.requests[verb+" "+resource]++
+}
+
+// seen returns the requests so far ("verb resource" -> count).
+func (a *apiServer) seen() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.requests)
 }
 
 // startAPIServer listens on ip (an address inside ns, so that the agent in ns reaches it and
@@ -43,7 +63,7 @@ func startAPIServer(t *testing.T, ns *testbed.NS, ip netip.Addr, client *fake.Cl
 	}); err != nil {
 		t.Fatalf("listen in %s: %v", ns.Name, err)
 	}
-	a := &apiServer{client: client, url: "http://" + ln.Addr().String()}
+	a := &apiServer{client: client, url: "http://" + ln.Addr().String(), requests: map[string]int{}}
 	srv := &http.Server{Handler: http.HandlerFunc(a.serve), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
@@ -78,11 +98,17 @@ current-context: fake
 }
 
 func (a *apiServer) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	if r.Method != http.MethodGet || r.URL.Path != "/api/v1/nodes" {
+		a.record(strings.ToLower(r.Method), r.URL.Path)
 		writeStatus(w, http.StatusNotFound, "NotFound", "this test server serves GET /api/v1/nodes only")
 		return
 	}
-	q := r.URL.Query()
+	if q.Get("watch") == "true" || q.Get("watch") == "1" {
+		a.record("watch", "nodes")
+	} else {
+		a.record("list", "nodes")
+	}
 	sel, err := labels.Parse(q.Get("labelSelector"))
 	if err != nil {
 		writeStatus(w, http.StatusBadRequest, "BadRequest", err.Error())

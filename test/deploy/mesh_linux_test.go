@@ -245,6 +245,9 @@ func TestAgentMeshesNodes(t *testing.T) {
 		t.Logf("agent log:\n%s", agent.Output())
 	}
 
+	// Everything the agent asked the API server is allowed by the ClusterRole it gets.
+	checkRBAC(t, api.seen())
+
 	// A new agent with the same settings (a rolling update) changes nothing: same OVSDB rows,
 	// same veths.
 	rows, links := ifaceUUIDs(t, o), linkIndexes(t, h.NS)
@@ -332,4 +335,27 @@ func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, ku
 	}
 	args = append(append(args, "--kubeconfig="+kubeconfig), extra...)
 	return testbed.StartCmd(t, o.Command(append([]string{agentBinary(t)}, args[1:]...)...))
+}
+
+// checkRBAC fails the test for any request ("verb resource") that the rendered ClusterRole
+// does not allow, and when there were no list and watch requests at all.
+func checkRBAC(t *testing.T, seen map[string]int) {
+	t.Helper()
+	role := render(t, "deploy/kubernetes").ClusterRoles[0]
+	allowed := map[string]bool{}
+	for _, r := range role.Rules {
+		for _, res := range r.Resources {
+			for _, v := range r.Verbs {
+				allowed[v+" "+res] = true
+			}
+		}
+	}
+	for req, n := range seen {
+		if !allowed[req] {
+			t.Errorf("the agent made %d request(s) %q that its ClusterRole does not allow", n, req)
+		}
+	}
+	if seen["list nodes"] == 0 || seen["watch nodes"] == 0 {
+		t.Errorf("requests %v: want node lists and watches", seen)
+	}
 }
