@@ -116,7 +116,7 @@ func (pr *Reader) read(n int) ([]byte, error) {
 // LinkType returns the link type of the file (of its first interface for pcapng; 0 if none
 // was described yet).
 func (pr *Reader) LinkType() LinkType {
-	if pr.ifaces != nil {
+	if len(pr.ifaces) > 0 {
 		return pr.ifaces[0].link
 	}
 	return pr.link

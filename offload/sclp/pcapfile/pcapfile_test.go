@@ -188,3 +188,22 @@ type order interface {
 	binary.ByteOrder
 	binary.AppendByteOrder
 }
+
+// TestLinkTypeBeforeInterface: a pcapng reader that has not seen an interface description yet
+// reports link type 0 (it used to index an empty interface list).
+func TestLinkTypeBeforeInterface(t *testing.T) {
+	o := binary.LittleEndian
+	shb := o.AppendUint32(nil, ngByteOrder)
+	shb = append(shb, o.AppendUint16(o.AppendUint16(nil, 1), 0)...)
+	shb = append(shb, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+	r, err := NewReader(bytes.NewReader(ngBlock(nil, o, blockSHB, shb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lt := r.LinkType(); lt != 0 {
+		t.Fatalf("link type %d before any interface, want 0", lt)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
