@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
@@ -25,19 +26,39 @@ type AgentStatus struct {
 // serveStatus serves the agent's status on a unix socket: GET /v1/status, and POST
 // /v1/handover, which a successor agent sends once it carries every port (handover is then
 // called).
+//
+// The socket is created under a name of its own (.sclp-PID.sock in the same directory, no
+// longer than path's own name, for the 108-byte limit of a socket path), restricted, and renamed
+// onto path, so path always names a complete, restricted socket and replacing a stale one is
+// atomic. An agent only ever removes the socket file it created: the returned stop removes
+// path only while it still names this agent's socket (same inode), before the listener
+// closes, so a successor (which creates its socket only once this one stops answering)
+// never loses its own.
 func serveStatus(path string, status func() AgentStatus, handover func()) (func(), error) {
 	if agentAnswers(path) {
 		return nil, fmt.Errorf("another agent answers on %s", path)
 	}
-	os.Remove(path) // a stale socket of a dead agent
-	ln, err := net.Listen("unix", path)
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".sclp-%d.sock", os.Getpid()))
+	os.Remove(tmp) // a leftover of a dead process with our pid
+	ln, err := net.Listen("unix", tmp)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
+		return nil, fmt.Errorf("listen on %s: %w", tmp, err)
 	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false) // removal is ours: only while path is still our socket
 	// Root only: the socket can retire the agent (POST /v1/handover).
-	if err := os.Chmod(path, 0o600); err != nil {
+	err = os.Chmod(tmp, 0o600)
+	var mine os.FileInfo
+	if err == nil {
+		mine, err = os.Lstat(tmp)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path) // replaces a stale socket of a dead agent
+	}
+	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("restrict %s: %w", path, err)
+		os.Remove(tmp)
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
@@ -51,11 +72,19 @@ func serveStatus(path string, status func() AgentStatus, handover func()) (func(
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return func() {
+		removeIfSame(path, mine)
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(cctx)
-		os.Remove(path)
 	}, nil
+}
+
+// removeIfSame removes path if it still names the file mine describes (same device and
+// inode), and leaves any other file (a successor's socket) alone.
+func removeIfSame(path string, mine os.FileInfo) {
+	if fi, err := os.Lstat(path); err == nil && os.SameFile(fi, mine) {
+		os.Remove(path)
+	}
 }
 
 // agentAnswers reports whether an agent listens on path.
