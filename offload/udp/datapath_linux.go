@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -78,7 +79,7 @@ type port struct {
 	src      *srcSockets
 	rx       *rxGroup
 	inj      *fallback.Injector
-	fds      []int
+	key      fallback.PortKey
 	stopfd   int
 	stopping atomic.Bool
 	wg       sync.WaitGroup
@@ -114,17 +115,19 @@ func (d *Datapath) EnsurePort(ctx context.Context, spec offload.PortSpec) error 
 	if d.ports.Lookup(key) != nil {
 		return fmt.Errorf("ensure port %s: peer %v vni %d: %w", spec.Name, spec.Peer, spec.VNI, ErrConflict)
 	}
-	p, err := d.startPort(spec)
+	p, err := d.startPort(spec, key)
 	if err != nil {
 		return fmt.Errorf("ensure port %s: %w", spec.Name, err)
 	}
 	d.byName[spec.Name] = p
-	d.ports.Set(key, p.inj)
 	return nil
 }
 
-// startPort opens everything a port needs and starts its transmit workers.
-func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
+// startPort opens everything a port needs and starts its transmit workers. The port is in
+// the port table before its receive sockets exist: a receive socket that joins a
+// SO_REUSEPORT group shared with a running agent (a takeover) gets datagrams at once, and
+// without the entry it would drop them as from an unknown peer.
+func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *port, err error) {
 	ul, err := net.InterfaceByName(spec.Device)
 	if err != nil {
 		return nil, fmt.Errorf("underlay: %w", err)
@@ -139,7 +142,7 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel peer: %w", err)
 	}
-	p = &port{spec: spec, ids: d.ids, stopfd: -1, nice: d.opts.WorkerNice,
+	p = &port{spec: spec, key: key, ids: d.ids, stopfd: -1, nice: d.opts.WorkerNice,
 		dst: sockaddr4(netip.AddrPortFrom(spec.Peer, spec.DstPort))}
 	defer func() {
 		if err != nil {
@@ -149,10 +152,11 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 	if p.src, err = d.acquireSrc(spec.Local); err != nil {
 		return p, err
 	}
-	if p.rx, err = d.acquireRx(netip.AddrPortFrom(spec.Local, spec.DstPort)); err != nil {
+	if p.inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU}); err != nil {
 		return p, err
 	}
-	if p.inj, err = fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU}); err != nil {
+	d.ports.Set(key, p.inj)
+	if p.rx, err = d.acquireRx(netip.AddrPortFrom(spec.Local, spec.DstPort)); err != nil {
 		return p, err
 	}
 	if p.stopfd, err = eventFD(); err != nil {
@@ -164,9 +168,9 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 		if err != nil {
 			return p, err
 		}
-		p.fds = append(p.fds, fd)
 		snd, err := newSender(mss, p.stopping.Load)
 		if err != nil {
+			unix.Close(fd)
 			return p, err
 		}
 		w := &txWorker{p: p, fd: fd, snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64),
@@ -178,36 +182,47 @@ func (d *Datapath) startPort(spec offload.PortSpec) (p *port, err error) {
 	return p, nil
 }
 
-// stopPort stops a port's workers and releases its resources (shared sockets by refcount).
-func (d *Datapath) stopPort(p *port) {
-	p.stopping.Store(true)
+// stopTx stops a port's transmit workers: each drains its fanout socket and closes it
+// (txWorker.run). Idempotent.
+func (p *port) stopTx() {
+	if p.stopping.Swap(true) {
+		return
+	}
 	if p.stopfd >= 0 {
 		signalFD(p.stopfd)
 	}
 	p.wg.Wait()
-	for _, fd := range p.fds {
-		p.tx.socketDrops.Add(packetDrops(fd))
-		unix.Close(fd)
-	}
 	if p.stopfd >= 0 {
 		unix.Close(p.stopfd)
+		p.stopfd = -1
+	}
+}
+
+// stopPort stops a port and releases its resources (shared sockets by refcount). The order
+// keeps every packet that reached one of the port's sockets: transmit workers drain and
+// close their fanout sockets; the receive group (when this was its last port) leaves the
+// reuseport group, drains and closes; only then does the port leave the port table and its
+// injector close.
+func (d *Datapath) stopPort(p *port) {
+	p.stopTx()
+	if p.rx != nil {
+		d.releaseRx(p.rx)
+		p.rx = nil
+	}
+	if p.inj != nil && d.ports.Lookup(p.key) == fallback.Port(p.inj) {
+		d.ports.Delete(p.key)
 	}
 	if p.inj != nil {
 		p.inj.Close()
-	}
-	if p.rx != nil {
-		d.releaseRx(p.rx)
+		p.inj = nil
 	}
 	if p.src != nil {
 		d.releaseSrc(p.src)
+		p.src = nil
 	}
 }
 
 func (d *Datapath) removeLocked(p *port) {
-	key := fallback.PortKey{Peer: p.spec.Peer, VNI: p.spec.VNI}
-	if d.ports.Lookup(key) == fallback.Port(p.inj) {
-		d.ports.Delete(key)
-	}
 	delete(d.byName, p.spec.Name)
 	d.stopPort(p)
 }
@@ -229,6 +244,25 @@ func (d *Datapath) Close() error {
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil
+	}
+	// Hand the traffic to whoever else is in the groups (a successor agent) before anything
+	// stops delivering: every receive group leaves its reuseport group and keeps reading for
+	// a moment, the transmit workers drain and close their fanout sockets, the receive groups
+	// drain and close; only then do the ports leave the port table.
+	for _, g := range d.rx {
+		g.leave()
+	}
+	if len(d.rx) > 0 {
+		time.Sleep(leaveSettle)
+	}
+	var wg sync.WaitGroup
+	for _, p := range d.byName {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stopTx() }()
+	}
+	wg.Wait()
+	for _, g := range d.rx {
+		g.stop()
 	}
 	for _, p := range d.byName {
 		d.removeLocked(p)
@@ -299,8 +333,37 @@ func (d *Datapath) releaseRx(g *rxGroup) {
 	}
 }
 
-// stop ends the group's workers and closes its sockets.
+// leave takes the group's sockets out of the SO_REUSEPORT group without closing them, so
+// that the kernel steers new datagrams to the other members (a successor agent's sockets)
+// while these still hold what was queued. A connected UDP socket is skipped by reuseport
+// selection and only matches datagrams from the address it is connected to; the sockets are
+// connected to port 9 (discard) of their own address, from which no tunnel traffic comes.
+// The workers keep reading meanwhile. Idempotent; called with Datapath.mu held.
+func (g *rxGroup) leave() {
+	if g.left {
+		return
+	}
+	g.left = true
+	to := &unix.SockaddrInet4{Addr: g.local.Addr().As4(), Port: 9}
+	if g.local.Addr().IsUnspecified() {
+		to.Addr = [4]byte{127, 0, 0, 1}
+	}
+	for _, fd := range g.fds {
+		_ = unix.Connect(fd, to) // on failure the socket leaves at close, as before
+	}
+}
+
+// stop leaves the reuseport group (if not done yet), lets the workers drain their sockets,
+// ends them and closes the sockets. Idempotent; called with Datapath.mu held.
 func (g *rxGroup) stop() {
+	if g.stopped {
+		return
+	}
+	g.stopped = true
+	if !g.left {
+		g.leave()
+		time.Sleep(leaveSettle)
+	}
 	g.stopping.Store(true)
 	signalFD(g.stopfd)
 	g.wg.Wait()

@@ -24,6 +24,15 @@ type rxStats struct {
 	datagrams, segments, bytes, short, unknownPeer atomic.Uint64
 }
 
+// drainLimit bounds how long a stopping worker keeps reading its socket (normally it runs
+// empty within microseconds of leaving its group).
+const drainLimit = 250 * time.Millisecond
+
+// leaveSettle is how long a receive group keeps reading after its sockets left the
+// SO_REUSEPORT group, before it drains them: a datagram whose socket lookup happened just
+// before the leave is still being queued for a few microseconds.
+const leaveSettle = 20 * time.Millisecond
+
 // rxGroup is the SO_REUSEPORT group of receive sockets bound to one local address and port,
 // one worker (goroutine + fallback.Worker) per socket.
 type rxGroup struct {
@@ -39,6 +48,9 @@ type rxGroup struct {
 	expire   time.Duration
 	workers  []*rxWorker
 	nice     int
+	// left and stopped are set (under Datapath.mu) once the sockets left the reuseport
+	// group and once the workers drained and closed them.
+	left, stopped bool
 }
 
 // rxWorker is the per-socket receive state; everything the hot path touches is here.
@@ -70,26 +82,42 @@ func newRxWorker(g *rxGroup, fd int, w *fallback.Worker) *rxWorker {
 	return r
 }
 
-// run is the receive loop; it returns when the group stops.
+// run is the receive loop. After stop is requested it keeps reading until the socket is
+// empty: the group has left the reuseport group by then (leave), so nothing new arrives and
+// every datagram already queued is delivered rather than dropped at close.
 func (r *rxWorker) run() {
 	defer r.g.wg.Done()
 	workerThread(r.g.nice)
 	pfd := [2]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.g.stopfd), Events: unix.POLLIN}}
 	last := time.Now()
-	for !r.g.stopping.Load() {
+	var deadline time.Time // bounds the drain should the socket never run empty
+	for {
 		n, gso, e := r.recv()
 		now := time.Now()
+		if r.g.stopping.Load() {
+			if deadline.IsZero() {
+				deadline = now.Add(drainLimit)
+			} else if now.After(deadline) {
+				return
+			}
+		}
 		if now.Sub(last) >= r.g.expire {
 			r.w.Expire(now)
 			last = now
 		}
 		switch {
 		case e == unix.EAGAIN:
+			if r.g.stopping.Load() {
+				return // drained
+			}
 			_, _ = unix.Poll(pfd[:], int(r.g.expire/time.Millisecond)+1)
 			continue
 		case e == unix.EINTR:
 			continue
 		case e != 0:
+			if r.g.stopping.Load() {
+				return
+			}
 			// A transient device error (the veth went down, ENETDOWN/ENXIO): keep the worker
 			// and retry after a pause rather than stopping the port for good.
 			time.Sleep(10 * time.Millisecond)

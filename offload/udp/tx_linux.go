@@ -34,13 +34,28 @@ type txWorker struct {
 	frames atomic.Uint64 // frames this worker sent (shows how the fanout spreads flows)
 }
 
-// run is the transmit loop; it returns when the port stops.
+// run is the transmit loop; it returns when the port stops. A packet socket cannot leave
+// its fanout group except by closing, and a close discards what is queued on it, so a
+// stopping worker reads until its socket is empty and then closes it at once itself: frames
+// the fanout steers to it until that moment are sent, and from the close on the kernel
+// steers them to the remaining members (a successor agent's sockets during a takeover).
 func (w *txWorker) run() {
 	defer w.p.wg.Done()
 	workerThread(w.p.nice)
 	pfd := [2]unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.p.stopfd), Events: unix.POLLIN}}
-	for !w.p.stopping.Load() {
+	var deadline time.Time // bounds the drain should the socket never run empty
+	for {
 		n, e := w.recv()
+		if w.p.stopping.Load() {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(drainLimit)
+			}
+			if e != 0 && e != unix.EINTR || now.After(deadline) {
+				w.close()
+				return
+			}
+		}
 		switch {
 		case e == unix.EAGAIN:
 			w.p.tx.socketDrops.Add(packetDrops(w.fd))
@@ -56,6 +71,16 @@ func (w *txWorker) run() {
 		}
 		w.handle(n)
 	}
+}
+
+// close records the socket's drop count and closes it (once).
+func (w *txWorker) close() {
+	if w.fd < 0 {
+		return
+	}
+	w.p.tx.socketDrops.Add(packetDrops(w.fd))
+	unix.Close(w.fd)
+	w.fd = -1
 }
 
 // recv reads one frame (with its vnet header) into the buffer; n is the full length.
