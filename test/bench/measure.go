@@ -136,7 +136,7 @@ func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Durati
 			s.LossPct = max(0, 100*(1-sr.Bytes/r.SentBytes))
 		}
 	}
-	s.WirePkts, s.DeliveredPkts = w1.Rx-w0.Rx, d1.Rx-d0.Rx
+	s.WirePkts, s.DeliveredPkts, s.WireBytes = w1.Rx-w0.Rx, d1.Rx-d0.Rx, w1.RxBytes-w0.RxBytes
 	if dev := float64(d1.RxBytes - d0.RxBytes); sr.Bytes > dev*1.01+1e5 {
 		return fmt.Errorf("%w: server counted %.0f bytes, the VM's device received %.0f", ErrImplausible, sr.Bytes, dev)
 	}

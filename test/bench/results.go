@@ -18,6 +18,9 @@ type Sample struct {
 	// WirePkts counts frames received on the receiving host's underlay; DeliveredPkts frames
 	// received by the receiving VM's device.
 	WirePkts, DeliveredPkts uint64
+	// WireBytes counts the bytes of those wire frames (their average size proves the wire
+	// carried real MTU-sized frames).
+	WireBytes uint64
 	// CPUCores is the CPU attributable to the model, in cores: both iperf3 processes, the
 	// harness process (the in-process SCLP datapaths), the model's daemons (ovs-vswitchd)
 	// and the ksoftirqd threads. MachineCores is the machine's busy cores (/proc/stat, all
@@ -37,6 +40,9 @@ type Row struct {
 	Gbps, GbpsMin, GbpsMax, LossPct                   float64
 	WirePkts, DeliveredPkts                           float64
 	CPUCores, MachineCores, DatapathCores, RxIperfCPU float64
+	// WireFrameBytes is the median average size of a wire frame (rx_bytes / rx_packets of
+	// the receiving underlay: the IP packet, without the Ethernet header).
+	WireFrameBytes float64
 	// Error is the last failure's message (empty when every run succeeded).
 	Error string
 }
@@ -103,7 +109,7 @@ func Aggregate(samples []Sample, models []string, points []Point) []Row {
 
 func aggregateOne(m string, p Point, ss []Sample) Row {
 	r := Row{Model: m, Point: p}
-	var g, l, w, d, c, mc, dc, rc []float64
+	var g, l, w, d, c, mc, dc, rc, wf []float64
 	for _, s := range ss {
 		if s.Err != nil {
 			r.Failed++
@@ -117,6 +123,9 @@ func aggregateOne(m string, p Point, ss []Sample) Row {
 		d = append(d, float64(s.DeliveredPkts))
 		c = append(c, s.CPUCores)
 		mc = append(mc, s.MachineCores)
+		if s.WirePkts > 0 {
+			wf = append(wf, float64(s.WireBytes)/float64(s.WirePkts))
+		}
 		dc = append(dc, s.DatapathCores)
 		rc = append(rc, s.RxIperfCPU)
 	}
@@ -128,13 +137,16 @@ func aggregateOne(m string, p Point, ss []Sample) Row {
 	r.WirePkts, r.DeliveredPkts = Median(w), Median(d)
 	r.CPUCores, r.MachineCores = Median(c), Median(mc)
 	r.DatapathCores, r.RxIperfCPU = Median(dc), Median(rc)
+	if len(wf) > 0 {
+		r.WireFrameBytes = Median(wf)
+	}
 	return r
 }
 
 // CSVHeader is the first line of results.csv.
 var CSVHeader = []string{"model", "proto", "flows", "write_bytes", "gbps", "loss_pct", "wire_pkts",
 	"delivered_pkts", "runs", "merge_ratio", "cpu_cores", "cores_per_gbps", "datapath_cores",
-	"rx_iperf_cpu_pct", "machine_cores", "gbps_min", "gbps_max", "failed_runs", "status", "error"}
+	"rx_iperf_cpu_pct", "machine_cores", "gbps_min", "gbps_max", "failed_runs", "status", "error", "wire_avg_frame_bytes"}
 
 // WriteCSV writes rows as results.csv. Failed rows have status "failed", empty numbers and
 // the error.
@@ -148,9 +160,9 @@ func WriteCSV(w io.Writer, rows []Row) error {
 		if r.OK() {
 			rec = append(rec, f3(r.Gbps), f3(r.LossPct), f0(r.WirePkts), f0(r.DeliveredPkts), strconv.Itoa(r.Runs),
 				f3(r.MergeRatio()), f3(r.CPUCores), f3(r.CoresPerGbps()), f3(r.DatapathCores), f0(r.RxIperfCPU),
-				f3(r.MachineCores), f3(r.GbpsMin), f3(r.GbpsMax), strconv.Itoa(r.Failed), "ok", r.Error)
+				f3(r.MachineCores), f3(r.GbpsMin), f3(r.GbpsMax), strconv.Itoa(r.Failed), "ok", r.Error, f0(r.WireFrameBytes))
 		} else {
-			rec = append(rec, "", "", "", "", "0", "", "", "", "", "", "", "", "", strconv.Itoa(r.Failed), "failed", r.Error)
+			rec = append(rec, "", "", "", "", "0", "", "", "", "", "", "", "", "", strconv.Itoa(r.Failed), "failed", r.Error, "")
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -203,6 +215,6 @@ func parseRow(rec []string) (Row, error) {
 	r.Runs = int(num(rec[8]))
 	r.CPUCores, r.DatapathCores, r.RxIperfCPU = num(rec[10]), num(rec[12]), num(rec[13])
 	r.MachineCores, r.GbpsMin, r.GbpsMax, r.Failed = num(rec[14]), num(rec[15]), num(rec[16]), int(num(rec[17]))
-	r.Error = rec[19]
+	r.Error, r.WireFrameBytes = rec[19], num(rec[20])
 	return r, err
 }

@@ -197,8 +197,8 @@ func writeMergeCPU(b *strings.Builder, rep *Report, ix rowIndex) {
 	b.WriteString("threads), cores/Gbit = cores / goodput (sender and receiver together: both ends share this box); datapath = ")
 	b.WriteString("the harness process alone; rx iperf3 = the receiving iperf3's CPU; machine = every busy CPU on the box ")
 	b.WriteString("(/proc/stat, including other work: 2.00 means saturated).\n\n")
-	b.WriteString("| point | model | Gbit/s | wire | delivered | merge | cores | cores/Gbit | datapath cores | rx iperf3 % | machine cores |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| point | model | Gbit/s | wire | wire avg bytes | delivered | merge | cores | cores/Gbit | datapath cores | rx iperf3 % | machine cores |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range rep.Config.Points {
 		if !(p.Flows == 1 && (p.WriteBytes == 65536 || p.WriteBytes == 60000)) {
 			continue
@@ -208,8 +208,8 @@ func writeMergeCPU(b *strings.Builder, rep *Report, ix rowIndex) {
 			if !ok {
 				continue
 			}
-			fmt.Fprintf(b, "| %s %s | %s | %.2f | %.0f | %.0f | %.1f | %.2f | %.3f | %.2f | %.0f | %.2f |\n", p.Proto,
-				sizeLabel(p.WriteBytes), m, r.Gbps, r.WirePkts, r.DeliveredPkts, r.MergeRatio(), r.CPUCores,
+			fmt.Fprintf(b, "| %s %s | %s | %.2f | %.0f | %.0f | %.0f | %.1f | %.2f | %.3f | %.2f | %.0f | %.2f |\n", p.Proto,
+				sizeLabel(p.WriteBytes), m, r.Gbps, r.WirePkts, r.WireFrameBytes, r.DeliveredPkts, r.MergeRatio(), r.CPUCores,
 				r.CoresPerGbps(), r.DatapathCores, r.RxIperfCPU, r.MachineCores)
 		}
 	}
