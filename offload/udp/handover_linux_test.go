@@ -1,0 +1,114 @@
+//go:build linux
+
+package udp
+
+import (
+	"encoding/binary"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestHandoverLossless: a second datapath takes over a running one on the same host (what a
+// successor agent does: its sockets join the veth's packet fanout group and the UDP
+// reuseport group), then the first closes; on both hosts in turn, while numbered UDP
+// datagrams flow both ways between the VMs. Nothing may be lost: the new datapath registers
+// its port before its receive sockets join, and the closing one leaves the reuseport group,
+// drains its receive sockets and drains its fanout sockets before closing them.
+func TestHandoverLossless(t *testing.T) {
+	p := newPair(t, pairOptions{})
+	p.ping(t)
+	const dport = 7100
+	type flow struct {
+		tx, rx   *net.UDPConn
+		got      map[uint32]bool
+		sent     uint32
+		mu       sync.Mutex
+		stopSend chan struct{}
+		done     sync.WaitGroup
+	}
+	flows := make([]*flow, 2)
+	for i := range 2 {
+		f := &flow{got: map[uint32]bool{}, stopSend: make(chan struct{})}
+		src, dst := p.vms[i], p.vms[1-i]
+		if err := dst.Do(func() (err error) {
+			f.rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: dst.IP.AsSlice(), Port: dport})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Do(func() (err error) {
+			f.tx, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: dst.IP.AsSlice(), Port: dport})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.rx.Close(); f.tx.Close() })
+		flows[i] = f
+		f.done.Add(2)
+		go func() { // receiver
+			defer f.done.Done()
+			b := make([]byte, 2048)
+			for {
+				n, err := f.rx.Read(b)
+				if err != nil {
+					return
+				}
+				if n >= 4 {
+					f.mu.Lock()
+					f.got[binary.BigEndian.Uint32(b)] = true
+					f.mu.Unlock()
+				}
+			}
+		}()
+		go func() { // sender: one 200-byte datagram about every 500 us, bounded
+			defer f.done.Done()
+			b := make([]byte, 200)
+			for seq := uint32(0); seq < 20000; seq++ {
+				select {
+				case <-f.stopSend:
+					return
+				default:
+				}
+				binary.BigEndian.PutUint32(b, seq)
+				if _, err := f.tx.Write(b); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				f.mu.Lock()
+				f.sent = seq + 1
+				f.mu.Unlock()
+				time.Sleep(500 * time.Microsecond)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	for i := range 2 {
+		old := p.dps[i]
+		p.start(t, i) // the successor joins the groups alongside
+		time.Sleep(150 * time.Millisecond)
+		if err := old.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	for _, f := range flows {
+		close(f.stopSend)
+	}
+	time.Sleep(300 * time.Millisecond) // in flight
+	for i, f := range flows {
+		f.rx.SetReadDeadline(time.Now())
+		f.mu.Lock()
+		lost := int(f.sent) - len(f.got)
+		t.Logf("vm%d -> vm%d: %d sent, %d received, %d lost across two takeovers", i, 1-i, f.sent, len(f.got), lost)
+		if f.sent < 200 || lost != 0 {
+			t.Errorf("vm%d -> vm%d: %d of %d datagrams lost across the takeovers (want 0)", i, 1-i, lost, f.sent)
+		}
+		f.mu.Unlock()
+	}
+	for _, f := range flows {
+		f.rx.Close()
+		f.done.Wait()
+	}
+}
