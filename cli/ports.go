@@ -34,8 +34,9 @@ Options (key=value, like ovs-vsctl):
    df=true        outer DF (always set; df=false is refused)
 
 Exit status: 0 ready (or recorded, with --wait=false); 1 runtime failure (no such bridge, peer
-already tunnelled, no route, no agent, agent error, timeout); 2 usage error. On any error
-nothing is written to OVSDB.`
+already tunnelled, no route, no agent, agent error, timeout); 2 usage error. An error before
+the port is recorded writes nothing to OVSDB; once recorded (an agent error or the --wait
+timeout) the port stays, and sclp-ovs del-port removes it.`
 
 func addPortCommand(d Deps) *ucli.Command {
 	return &ucli.Command{
