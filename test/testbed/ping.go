@@ -172,7 +172,8 @@ func (p *pinger) send(ctx context.Context) error {
 	return nil
 }
 
-// receive reads until the read deadline set by run. Replies arrive with their IPv4 header.
+// receive reads until the read deadline set by run. IPConn.ReadFrom strips the IPv4 header
+// of a raw socket's packets, so buf starts with the ICMP header.
 func (p *pinger) receive() {
 	buf := make([]byte, 66000)
 	for {
@@ -181,11 +182,10 @@ func (p *pinger) receive() {
 			return
 		}
 		ip, ok := from.(*net.IPAddr)
-		if !ok || !ip.IP.Equal(p.dst.AsSlice()) || n < 20 {
+		if !ok || !ip.IP.Equal(p.dst.AsSlice()) {
 			continue
 		}
-		ihl := int(buf[0]&0x0f) * 4
-		icmp := buf[ihl:n]
+		icmp := buf[:n]
 		if len(icmp) < 8 || icmp[0] != 0 || binary.BigEndian.Uint16(icmp[4:]) != p.id {
 			continue
 		}

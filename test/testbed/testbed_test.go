@@ -254,3 +254,17 @@ func TestCaptureAndLinkStats(t *testing.T) {
 		t.Fatalf("tx bytes +%d, want >= %d", d, 3*frame)
 	}
 }
+
+// TestPingTinyPayload: echo replies shorter than an IPv4 header are counted (IPConn.ReadFrom
+// hands over the ICMP message without its IPv4 header; the reader used to skip anything
+// under 20 bytes and to index by an IHL read from the ICMP type byte).
+func TestPingTinyPayload(t *testing.T) {
+	RequireRoot(t)
+	hosts := NewHosts(t, HostsOptions{})
+	for _, size := range []int{1, 4, 11} {
+		st, err := hosts[0].PingWith(hosts[1].IP, PingOptions{Count: 2, Size: size, Interval: 50 * time.Millisecond, Timeout: time.Second})
+		if err != nil || st.Received != 2 {
+			t.Fatalf("ping with %d payload bytes: %v %v", size, st, err)
+		}
+	}
+}
