@@ -227,6 +227,22 @@ func (d *Datapath) removeLocked(p *port) {
 	d.stopPort(p)
 }
 
+// Activate ends standby (Options.Standby): every receive group starts taking traffic, and
+// groups opened later are active from the start. A successor agent calls it once every
+// port is registered, before it retires the running agent. Without Standby it does nothing.
+func (d *Datapath) Activate() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.opts.Standby = false
+	var err error
+	for _, g := range d.rx {
+		if e := g.activate(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
 // RemovePort stops the named port; removing an absent port succeeds.
 func (d *Datapath) RemovePort(ctx context.Context, name string) error {
 	d.mu.Lock()
@@ -305,6 +321,9 @@ func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
 	}
 	g := &rxGroup{local: local, pipe: pipe, ports: d.ports, refs: 1, expire: d.opts.ExpireInterval,
 		nice: d.opts.WorkerNice}
+	if d.opts.Standby {
+		g.standby = make(chan struct{})
+	}
 	if g.stopfd, err = eventFD(); err != nil {
 		return nil, err
 	}
@@ -315,6 +334,14 @@ func (d *Datapath) acquireRx(local netip.AddrPort) (*rxGroup, error) {
 			return nil, err
 		}
 		g.fds = append(g.fds, fd)
+		if g.standby != nil {
+			// Out of reuseport selection at once; a datagram that came in between bind and
+			// here stays queued until activate.
+			if err := unix.Connect(fd, g.parking()); err != nil {
+				g.stop()
+				return nil, fmt.Errorf("standby receive socket %v: %w", local, err)
+			}
+		}
 		r := newRxWorker(g, fd, w)
 		g.workers = append(g.workers, r)
 		g.wg.Add(1)
@@ -344,13 +371,39 @@ func (g *rxGroup) leave() {
 		return
 	}
 	g.left = true
+	for _, fd := range g.fds {
+		_ = unix.Connect(fd, g.parking()) // on failure the socket leaves at close, as before
+	}
+}
+
+// parking is where a receive socket is connected to take it out of reuseport selection:
+// port 9 (discard) of its own address, from which no tunnel traffic comes.
+func (g *rxGroup) parking() *unix.SockaddrInet4 {
 	to := &unix.SockaddrInet4{Addr: g.local.Addr().As4(), Port: 9}
 	if g.local.Addr().IsUnspecified() {
 		to.Addr = [4]byte{127, 0, 0, 1}
 	}
-	for _, fd := range g.fds {
-		_ = unix.Connect(fd, to) // on failure the socket leaves at close, as before
+	return to
+}
+
+// activate ends a standby group's standby: its sockets are disconnected (connect
+// AF_UNSPEC; the bound address and port stay), so the kernel picks them again, and the
+// workers start reading, first what queued meanwhile. Called with Datapath.mu held.
+func (g *rxGroup) activate() error {
+	if g.standby == nil || g.activated {
+		return nil
 	}
+	g.activated = true
+	var err error
+	if !g.left {
+		for _, fd := range g.fds {
+			if e := disconnect(fd); e != nil && err == nil {
+				err = fmt.Errorf("activate receive socket %v: %w", g.local, e)
+			}
+		}
+	}
+	close(g.standby)
+	return err
 }
 
 // stop leaves the reuseport group (if not done yet), lets the workers drain their sockets,
@@ -366,6 +419,10 @@ func (g *rxGroup) stop() {
 	}
 	g.stopping.Store(true)
 	signalFD(g.stopfd)
+	if g.standby != nil && !g.activated {
+		g.activated = true
+		close(g.standby) // workers that never started read only what queued, then stop
+	}
 	g.wg.Wait()
 	for _, fd := range g.fds {
 		unix.Close(fd)

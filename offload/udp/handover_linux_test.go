@@ -15,8 +15,15 @@ import (
 // reuseport group), then the first closes; on both hosts in turn, while numbered UDP
 // datagrams flow both ways between the VMs. Nothing may be lost: the new datapath registers
 // its port before its receive sockets join, and the closing one leaves the reuseport group,
-// drains its receive sockets and drains its fanout sockets before closing them.
+// drains its receive sockets and drains its fanout sockets before closing them. In the
+// standby variant (what the agent does) the successor's receive sockets take nothing until
+// Activate.
 func TestHandoverLossless(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testHandover(t, false) })
+	t.Run("standby", func(t *testing.T) { testHandover(t, true) })
+}
+
+func testHandover(t *testing.T, standby bool) {
 	p := newPair(t, pairOptions{})
 	p.ping(t)
 	const dport = 7100
@@ -86,8 +93,22 @@ func TestHandoverLossless(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for i := range 2 {
 		old := p.dps[i]
+		p.opts.opts.Standby = standby
 		p.start(t, i) // the successor joins the groups alongside
+		p.opts.opts.Standby = false
 		time.Sleep(150 * time.Millisecond)
+		if standby {
+			if n := p.dps[i].Stats().RxDatagrams; n != 0 {
+				t.Errorf("host %d: a standby datapath received %d datagrams before Activate", i, n)
+			}
+			if err := p.dps[i].Activate(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if p.dps[i].Stats().RxDatagrams == 0 {
+				t.Errorf("host %d: the activated datapath takes no datagrams alongside the old one", i)
+			}
+		}
 		if err := old.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,13 @@ type Options struct {
 	// like the kernel's softirq work it replaces rather than like a batch job. The thread is
 	// discarded when the worker ends.
 	WorkerNice int
+	// Standby opens receive sockets without taking traffic until Activate: they join the
+	// SO_REUSEPORT group connected (so the kernel does not pick them) and their workers do
+	// not read. A successor agent sets it while it registers every port alongside the
+	// running agent, then calls Activate once all are registered: a receive group shared by
+	// several ports (one local address, many peers) would otherwise get datagrams from peers
+	// whose ports it has not registered yet, and drop them as unknown_peer.
+	Standby bool
 	// Exec runs a command (used for `ethtool -K DEV gro on`); nil uses os/exec in the calling
 	// thread's network namespace.
 	Exec func(name string, args ...string) error

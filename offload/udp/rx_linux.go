@@ -51,6 +51,11 @@ type rxGroup struct {
 	// left and stopped are set (under Datapath.mu) once the sockets left the reuseport
 	// group and once the workers drained and closed them.
 	left, stopped bool
+	// standby holds the workers before their first read until the group is activated
+	// (Options.Standby); activate closes it (activated, under Datapath.mu, says so). nil:
+	// active from the start. Never reassigned once the workers run.
+	standby   chan struct{}
+	activated bool
 }
 
 // rxWorker is the per-socket receive state; everything the hot path touches is here.
@@ -89,6 +94,9 @@ func (r *rxWorker) run() {
 	defer r.g.wg.Done()
 	workerThread(r.g.nice)
 	pfd := [2]unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.g.stopfd), Events: unix.POLLIN}}
+	if r.g.standby != nil {
+		<-r.g.standby // activated, or stopping
+	}
 	last := time.Now()
 	var deadline time.Time // bounds the drain should the socket never run empty
 	for {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,6 +59,17 @@ func rxSocket(local netip.AddrPort, buf int) (int, error) {
 		sockopt{unix.SOL_UDP, unix.UDP_GRO, 1},
 		sockopt{unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1}, // drop count in a cmsg
 	)
+}
+
+// disconnect dissolves a UDP socket's association (connect with AF_UNSPEC); its bound
+// address and port stay.
+func disconnect(fd int) error {
+	sa := unix.RawSockaddrInet4{Family: unix.AF_UNSPEC}
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // packetSocket opens an AF_PACKET socket on ifindex that reads every frame (ETH_P_ALL) with a
