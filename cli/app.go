@@ -28,7 +28,10 @@ const (
 // UsageError is an error in how the command was called (exit code 2).
 type UsageError struct{ Err error }
 
+// Error returns the message of the wrapped error.
 func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 func usagef(format string, args ...any) error {

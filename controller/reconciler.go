@@ -75,6 +75,7 @@ const (
 // not opened a new port yet). It is reported as "pending: ..." and does not trigger backoff.
 type PendingError struct{ Reason string }
 
+// Error returns the reason, as the status shows it after "pending: ".
 func (e *PendingError) Error() string { return e.Reason }
 
 // Reconciler converges the host to the tunnel ports recorded in OVSDB.

@@ -58,6 +58,7 @@ type OptionError struct {
 	Key, Value, Reason string
 }
 
+// Error returns "key=value: reason", or the quoted argument and the reason when it has no key.
 func (e *OptionError) Error() string {
 	if e.Key == "" {
 		return fmt.Sprintf("%q: %s", e.Value, e.Reason)
