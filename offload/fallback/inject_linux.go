@@ -5,6 +5,7 @@ package fallback
 import (
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -31,6 +32,10 @@ type Injector struct {
 	mtu     int
 	name    string
 	closed  atomic.Bool
+	// fdMu is held for reading around every use of fd and for writing by Close, so the
+	// descriptor is never closed under a write: a late write to a number the kernel has
+	// handed to a newer socket would send the frame out of another port.
+	fdMu sync.RWMutex
 
 	frames, bytes, errs atomic.Uint64
 }
@@ -137,7 +142,13 @@ func (in *Injector) writev(hdr, frame []byte) error {
 }
 
 // writeIov sends the iovecs as one packet, retrying on EINTR and waiting for room on EAGAIN.
+// It fails with net.ErrClosed once Close has begun.
 func (in *Injector) writeIov(iov []unix.Iovec) error {
+	in.fdMu.RLock()
+	defer in.fdMu.RUnlock()
+	if in.closed.Load() {
+		return fmt.Errorf("inject: %w", net.ErrClosed)
+	}
 	for {
 		_, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(in.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch e {
@@ -161,11 +172,14 @@ func (in *Injector) Counters() (frames, bytes, errs uint64) {
 	return in.frames.Load(), in.bytes.Load(), in.errs.Load()
 }
 
-// Close closes the socket.
+// Close closes the socket, after any write in progress has returned (a write waiting for room
+// gives up within 10 ms). Later writes fail with net.ErrClosed.
 func (in *Injector) Close() error {
 	if in.closed.Swap(true) {
 		return nil
 	}
+	in.fdMu.Lock()
+	defer in.fdMu.Unlock()
 	return unix.Close(in.fd)
 }
 

@@ -139,3 +139,43 @@ func BenchmarkInject(b *testing.B) {
 		}
 	}
 }
+
+// TestInjectAfterClose: an injector that was closed writes nothing, even when a newer socket
+// got its descriptor number (Close used to free the fd while Inject could still use it, so a
+// late frame went out of another tunnel port).
+func TestInjectAfterClose(t *testing.T) {
+	testbed.RequireRoot(t)
+	ns := testbed.NewNS(t, "inj")
+	testbed.Link(t, ns, "inja", ns, "injb")
+	testbed.Link(t, ns, "injc", ns, "injd")
+	err := ns.Do(func() error {
+		old, err := NewInjector(InjectorOptions{Interface: "inja", MTU: 1500})
+		if err != nil {
+			return err
+		}
+		if err := old.Close(); err != nil {
+			return err
+		}
+		cur, err := NewInjector(InjectorOptions{Interface: "injc", MTU: 1500})
+		if err != nil {
+			return err
+		}
+		defer cur.Close()
+		rx := openCapture(t, "injd")
+		defer unix.Close(rx)
+		if err := old.Inject(testFrame(protoTCP, 1000, 0)); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Inject after Close: %v, want net.ErrClosed", err)
+		}
+		f := testFrame(protoTCP, 1000, 0)
+		if err := old.InjectChunks([][]byte{f[:100], f[100:]}); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("InjectChunks after Close: %v, want net.ErrClosed", err)
+		}
+		if n, err := recvTimeout(rx, make([]byte, 2048), 200*time.Millisecond); err == nil {
+			t.Errorf("a closed injector's frame (%d bytes) came out of another port", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
