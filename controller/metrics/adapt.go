@@ -10,9 +10,10 @@ import (
 )
 
 // FromBPF converts the tc-eBPF datapath's counters (mode=ip; one per-CPU map summed over
-// CPUs, not per port) to DatapathStats. Frames the rx program delivers itself count as
-// path="kernel"; drop counters become Drops by direction and reason (the counter name
-// without its "tx_drop_"/"rx_drop_" prefix; rx_ring_full is reason "ring_full").
+// CPUs, not per port) to DatapathStats. Frames the rx program delivers itself (single-segment
+// messages, and multi-segment messages it merged) count as path="kernel"; drop counters
+// become Drops by direction and reason (the counter name without its "tx_drop_"/"rx_drop_"
+// prefix; rx_ring_full is reason "ring_full").
 func FromBPF(s bpf.Stats) DatapathStats {
 	var out DatapathStats
 	out.Add(TxMessages, "", "", s.TxMessages)
@@ -20,10 +21,11 @@ func FromBPF(s bpf.Stats) DatapathStats {
 	out.Add(TxBytes, "", "", s.TxBytes)
 	out.Add(RxSegments, "", "", s.RxSegments)
 	out.Add(RxBytes, "", "", s.RxBytes)
-	out.Add(RxMessages, "", "", s.RxFast) // single-segment messages BPF delivered itself
+	out.Add(RxMessages, "", "", s.RxFast+s.RxMerged) // messages BPF delivered itself
+	out.Add(RxMerged, "", "", s.RxMerged)            // of those, merged from several segments
 	out.Samples = append(out.Samples,
-		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast},
-		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes},
+		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast + s.RxMerged},
+		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes + s.RxMergedBytes},
 		Sample{Counter: Exceptions, Reason: "multi_segment", Value: s.RxExcMulti},
 		Sample{Counter: Exceptions, Reason: "too_large", Value: s.RxExcLarge})
 	for i, v := range s.Counters() {

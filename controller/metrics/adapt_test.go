@@ -136,3 +136,31 @@ sclp_ovs_reassembly_buffered_bytes{mode="ip"} 8192
 		t.Errorf("lost_on_stop %d, want 6", v)
 	}
 }
+
+// TestFromBPFMerged: multi-segment messages the rx program merged and delivered itself count
+// as received messages, merged messages and kernel-path frames and bytes, like single-segment
+// ones (they used to be missing from every one of them).
+func TestFromBPFMerged(t *testing.T) {
+	var s bpf.Stats
+	s.RxFast, s.RxFastBytes = 7, 7000
+	s.RxMerged, s.RxMergedBytes, s.RxMergeSegments = 3, 24000, 18
+	want := `
+# HELP sclp_ovs_rx_frame_bytes_total Inner frame bytes delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frame_bytes_total counter
+sclp_ovs_rx_frame_bytes_total{mode="ip",path="kernel",peer="",port=""} 31000
+# HELP sclp_ovs_rx_frames_total Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frames_total counter
+sclp_ovs_rx_frames_total{mode="ip",path="kernel",peer="",port=""} 10
+# HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
+# TYPE sclp_ovs_rx_merged_messages_total counter
+sclp_ovs_rx_merged_messages_total{mode="ip",peer="",port=""} 3
+# HELP sclp_ovs_rx_messages_total SCLP messages received whole (single-segment, or reassembled from segments).
+# TYPE sclp_ovs_rx_messages_total counter
+sclp_ovs_rx_messages_total{mode="ip",peer="",port=""} 10
+`
+	reg := gatherStats(t, offload.ModeIP, FromBPF(s))
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_rx_frame_bytes_total",
+		"sclp_ovs_rx_frames_total", "sclp_ovs_rx_merged_messages_total", "sclp_ovs_rx_messages_total"); err != nil {
+		t.Fatal(err)
+	}
+}
