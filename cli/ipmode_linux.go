@@ -158,19 +158,10 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := d.pipe.Stats()
 	d.mu.Lock()
 	spec := d.spec[name]
 	d.mu.Unlock()
-	out := map[string]uint64{
-		"host_tx_messages": s.TxMessages, "host_tx_segments": s.TxSegments, "host_tx_bytes": s.TxBytes,
-		"host_tx_drops":    s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
-		"host_rx_segments": s.RxSegments, "host_rx_bytes": s.RxBytes, "host_rx_fast": s.RxFast,
-		"host_rx_exceptions": s.RxExcMulti + s.RxExcLarge, "host_rx_ring_full": s.RxRingFull,
-		"host_rx_drops": s.RxDropShort + s.RxDropEmpty + s.RxDropBadIP + s.RxDropBadPort + s.RxDropUnknownPeer +
-			s.RxDropBadRemaining + s.RxDropBadChecksum + s.RxDropBadVXLAN + s.RxDropUnknownVNI,
-		"host_fallback_injected_frames": f.InjectedFrames, "host_fallback_inject_errors": f.InjectErrors,
-	}
+	out := hostCounters(s, d.pipe.Stats())
 	// The ids of the programs attached for this port (tx on the datapath-side veth, rx on
 	// the underlay), from the pinned TCX links.
 	for kind, dev := range map[string]string{"tx": spec.PeerName, "rx": spec.Device} {
@@ -179,6 +170,22 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// hostCounters are the per-host counters of mode=ip that show and stats print for each port.
+func hostCounters(s bpf.Stats, f fallback.Stats) map[string]uint64 {
+	return map[string]uint64{
+		"host_tx_messages": s.TxMessages, "host_tx_segments": s.TxSegments, "host_tx_bytes": s.TxBytes,
+		"host_tx_drops":    s.TxDropNoPort + s.TxDropTooBig + s.TxDropBadConfig + s.TxDropNoNeigh + s.TxDropCsum + s.TxDropError,
+		"host_rx_segments": s.RxSegments, "host_rx_bytes": s.RxBytes, "host_rx_fast": s.RxFast,
+		"host_rx_merged":     s.RxMerged,
+		"host_rx_exceptions": s.RxExcMulti + s.RxExcLarge + s.RxExcOutOfOrder + s.RxExcBusy + s.RxExcMergedRun,
+		"host_rx_ring_full":  s.RxRingFull,
+		"host_rx_drops": s.RxDropShort + s.RxDropEmpty + s.RxDropBadIP + s.RxDropBadPort + s.RxDropUnknownPeer +
+			s.RxDropBadRemaining + s.RxDropBadChecksum + s.RxDropBadVXLAN + s.RxDropUnknownVNI +
+			s.RxDropTooBig + s.RxDropError,
+		"host_fallback_injected_frames": f.InjectedFrames, "host_fallback_inject_errors": f.InjectErrors,
+	}
 }
 
 func (d *ipDatapath) progID(kind, dev string) (uint64, bool) {
