@@ -80,6 +80,11 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if d.NewAgentDeps == nil || d.Links == nil || d.Router == nil {
 		return fmt.Errorf("this build has no host implementations for the agent")
 	}
+	sock := agentSocket(cfg.DB)
+	takeover := agentAnswers(sock)
+	// A successor's mode=udp datapath registers every port before its receive sockets take
+	// traffic alongside the running agent (udp.Options.Standby; activated below).
+	cfg.Takeover = takeover
 	ad, closeDeps, err := d.NewAgentDeps(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start datapaths: %w", err)
@@ -101,11 +106,9 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	}
 	started := d.Now()
 	var discoveryErr atomic.Pointer[error]
-	sock := agentSocket(cfg.DB)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
-	takeover := agentAnswers(sock)
 	go func() { done <- r.Run(ctx) }()
 	if takeover {
 		// Another agent runs: carry every port alongside it (the datapaths share the veths'
@@ -117,6 +120,15 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 				return nil
 			}
 			log.Warn("not every port is ready after 30 s; taking over anyway (see sclp-ovs show)")
+		}
+		// Every port is registered: take traffic alongside the old agent, then retire it
+		// (it leaves the groups, drains and closes: docs/udp-mode.md, "Handover").
+		for mode, dp := range ad.Datapaths {
+			if a, ok := dp.(interface{ Activate() error }); ok {
+				if err := a.Activate(); err != nil {
+					log.Warn("datapath not fully activated", "mode", mode, "err", err)
+				}
+			}
 		}
 		hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := requestHandover(hctx, sock)

@@ -72,6 +72,9 @@ type AgentConfig struct {
 	MetricsAddress string
 	// Kubernetes, if set, runs node discovery (one tunnel port per other node).
 	Kubernetes *kubernetes.Config
+	// Takeover is set when another agent runs: the datapaths start in standby where they
+	// have one (mode=udp) and the agent activates them once every port is ready.
+	Takeover bool
 }
 
 // defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.

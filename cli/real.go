@@ -42,7 +42,7 @@ func newRealAgentDeps(ctx context.Context, cfg AgentConfig) (AgentDeps, func(), 
 		switch m {
 		case offload.ModeUDP:
 			var u *udp.Datapath
-			u, err = udp.New(udp.Options{})
+			u, err = udp.New(udp.Options{Standby: cfg.Takeover})
 			if err == nil {
 				dp = udpStats{u}
 			}
