@@ -136,6 +136,7 @@ func (b *nativeBed) startFallback(i int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { inj.Close() }) // runs after the reader below has stopped
 	pipe.Ports().Set(fallback.PortKey{Peer: b.hosts[1-i].IP, VNI: bedVNI}, inj)
 	rd, err := ringbuf.NewReader(b.manager(i).ExceptionRing())
 	if err != nil {
@@ -149,7 +150,6 @@ func (b *nativeBed) startFallback(i int) {
 		cancel()
 		rd.Close()
 		<-done
-		inj.Close()
 		t.Logf("fallback host %d: ring %+v, pipeline %+v", i, rr.Stats(), pipe.Stats())
 	})
 }

@@ -167,6 +167,7 @@ func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Man
 	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { inj.Close() }) // runs after the reader below has stopped
 	pipe.Ports().Set(fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}, inj)
 	rd, err := ringbuf.NewReader(m.ExceptionRing())
 	if err != nil {
@@ -180,7 +181,6 @@ func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Man
 		cancel()
 		rd.Close()
 		<-done
-		inj.Close()
 	})
 	return pipe
 }
