@@ -22,6 +22,7 @@ func FuzzReader(f *testing.F) {
 			}
 			return
 		}
+		_ = r.LinkType()
 		for i := 0; i < 10000; i++ {
 			p, err := r.Next()
 			if err == io.EOF {
@@ -36,6 +37,7 @@ func FuzzReader(f *testing.F) {
 			if len(p.Data) > len(file) {
 				t.Fatalf("%d-byte frame from a %d-byte file", len(p.Data), len(file))
 			}
+			_ = r.LinkType()
 		}
 	})
 }
