@@ -184,7 +184,7 @@ func (w *txWorker) splitUDP(frame []byte, size int) {
 			binary.BigEndian.PutUint16(ip[4:], id)
 			id++
 			binary.BigEndian.PutUint16(ip[10:], 0)
-			binary.BigEndian.PutUint16(ip[10:], ^fold(sum16(ip)))
+			binary.BigEndian.PutUint16(ip[10:], sclp.Checksum(ip))
 		}
 		w.sendMessage(w.ubuf[:sclp.VXLANHeaderLen+hl+len(chunk)])
 	}
@@ -212,19 +212,4 @@ func l3Header(f []byte) (l2 int, ip6 bool, iphl int, ok bool) {
 		return l2, true, 40, true
 	}
 	return 0, false, 0, false
-}
-
-// sum16 adds big-endian 16-bit words (even length) without folding.
-func sum16(b []byte) uint32 {
-	var s uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	return s
-}
-
-func fold(s uint32) uint16 {
-	s = s>>16 + s&0xffff
-	s += s >> 16
-	return uint16(s)
 }
