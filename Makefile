@@ -5,7 +5,9 @@ GO        ?= go
 BIN       := bin/sclp-ovs
 PKGS      := ./...
 DEB_PKGS  := clang-19 llvm-19 libbpf-dev bpftool openvswitch-switch iperf3 ethtool iproute2 \
-             tcpdump prometheus
+             tcpdump prometheus libwireshark-data
+# libwireshark-data: its /usr/share/wireshark/services is a copy of the IANA port registry,
+# which TestDefaultUDPPortUnassigned checks the default UDP port against.
 FUZZTIME  ?= 10s
 export PATH := /usr/lib/llvm-19/bin:$(PATH)
 

@@ -21,7 +21,10 @@ const (
 // Valid reports whether m names a known mode.
 func (m Mode) Valid() bool { return m == ModeUDP || m == ModeIP }
 
-// DefaultUDPPort is the UDP destination port of mode=udp when none is configured.
+// DefaultUDPPort is the UDP destination port of mode=udp when none is configured. It is
+// unassigned in the IANA port registry (4793-4799 are free; 4789 is VXLAN, 4790 VXLAN-GPE,
+// 4791 RoCEv2), which TestDefaultUDPPortUnassigned checks against the registry's local copy.
+// An unassigned port can still be assigned later: it is configurable per port (dst_port).
 const DefaultUDPPort uint16 = 4795
 
 // ErrBadPortSpec is returned (wrapped) for a PortSpec that fails validation.
