@@ -11,7 +11,8 @@ import (
 
 // FromBPF converts the tc-eBPF datapath's counters (mode=ip; one per-CPU map summed over
 // CPUs, not per port) to DatapathStats. Frames the rx program delivers itself (single-segment
-// messages, and multi-segment messages it merged) count as path="kernel"; drop counters
+// messages, and multi-segment messages it merged) count as path="kernel"; exceptions are
+// exported for every ring reason (bpf.Reason names); drop counters
 // become Drops by direction and reason (the counter name without its "tx_drop_"/"rx_drop_"
 // prefix; rx_ring_full is reason "ring_full").
 func FromBPF(s bpf.Stats) DatapathStats {
@@ -25,9 +26,10 @@ func FromBPF(s bpf.Stats) DatapathStats {
 	out.Add(RxMerged, "", "", s.RxMerged)            // of those, merged from several segments
 	out.Samples = append(out.Samples,
 		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast + s.RxMerged},
-		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes + s.RxMergedBytes},
-		Sample{Counter: Exceptions, Reason: "multi_segment", Value: s.RxExcMulti},
-		Sample{Counter: Exceptions, Reason: "too_large", Value: s.RxExcLarge})
+		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes + s.RxMergedBytes})
+	for _, e := range exceptionCounters(s) {
+		out.Samples = append(out.Samples, Sample{Counter: Exceptions, Reason: e.reason.String(), Value: e.v})
+	}
 	for i, v := range s.Counters() {
 		name := bpf.CounterNames[i]
 		dir, reason := "", ""
@@ -44,6 +46,25 @@ func FromBPF(s bpf.Stats) DatapathStats {
 		out.Samples = append(out.Samples, Sample{Counter: Drops, Direction: dir, Reason: reason, Value: v})
 	}
 	return out
+}
+
+// exceptionCounter is the count of one ring-buffer exception reason.
+type exceptionCounter struct {
+	reason bpf.Reason
+	v      uint64
+}
+
+// exceptionCounters returns the rx program's exception counters by ring reason (every
+// reason the program writes into a record; count_exc in offload/bpf/rx.h and merge_flush in
+// merge.h pick the counter).
+func exceptionCounters(s bpf.Stats) [5]exceptionCounter {
+	return [5]exceptionCounter{
+		{bpf.ReasonMultiSegment, s.RxExcMulti},
+		{bpf.ReasonOutOfOrder, s.RxExcOutOfOrder},
+		{bpf.ReasonTooLarge, s.RxExcLarge},
+		{bpf.ReasonBuffersFull, s.RxExcBusy},
+		{bpf.ReasonMergedRun, s.RxExcMergedRun},
+	}
 }
 
 // FromFallback converts the userspace reassembly pipeline's counters (mode=ip's exception

@@ -37,13 +37,16 @@ func TestFromBPF(t *testing.T) {
 	var s bpf.Stats
 	s.TxMessages, s.TxSegments, s.TxBytes = 10, 30, 40000
 	s.RxSegments, s.RxBytes, s.RxFast, s.RxFastBytes = 31, 41000, 7, 7000
-	s.RxExcMulti, s.RxExcLarge = 20, 4
+	s.RxExcMulti, s.RxExcLarge, s.RxExcOutOfOrder, s.RxExcBusy, s.RxExcMergedRun = 20, 4, 3, 2, 1
 	s.TxDropNoNeigh, s.RxRingFull, s.RxDropBadChecksum, s.RxDropUnknownVNI = 1, 2, 3, 5
 	st := FromBPF(s)
 	want := `
-# HELP sclp_ovs_exceptions_total Received segments the kernel datapath handed to userspace, by reason.
+# HELP sclp_ovs_exceptions_total Received segments (or runs of segments merged in BPF) the kernel datapath handed to userspace, by reason.
 # TYPE sclp_ovs_exceptions_total counter
+sclp_ovs_exceptions_total{mode="ip",reason="buffers_full"} 2
+sclp_ovs_exceptions_total{mode="ip",reason="merged_run"} 1
 sclp_ovs_exceptions_total{mode="ip",reason="multi_segment"} 20
+sclp_ovs_exceptions_total{mode="ip",reason="out_of_order"} 3
 sclp_ovs_exceptions_total{mode="ip",reason="too_large"} 4
 # HELP sclp_ovs_rx_frames_total Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).
 # TYPE sclp_ovs_rx_frames_total counter
@@ -87,6 +90,43 @@ sclp_ovs_tx_segments_total{mode="ip",peer="",port=""} 30
 	}
 	if _, ok := sampleValue(st, TxFrames, "", ""); ok {
 		t.Error("FromBPF invented tx_frames (the BPF map has no such counter)")
+	}
+}
+
+// TestFromBPFEveryException: every exception counter of the BPF map (rx_exc_*) is exported
+// once, under the name of its ring reason, so the exceptions add up to what the rx program
+// handed to userspace.
+func TestFromBPFEveryException(t *testing.T) {
+	var s bpf.Stats
+	c := s.Counters()
+	var want, n uint64
+	for i, name := range bpf.CounterNames {
+		if strings.HasPrefix(name, "rx_exc_") {
+			c[i] = 1 << n // distinct bits: a counter exported twice or not at all shows
+			want += c[i]
+			n++
+		}
+	}
+	s = bpf.StatsFromCounters(c)
+	var got uint64
+	reasons := map[string]bool{}
+	for _, smp := range FromBPF(s).Samples {
+		if smp.Counter != Exceptions {
+			continue
+		}
+		if reasons[smp.Reason] {
+			t.Errorf("reason %q exported twice", smp.Reason)
+		}
+		reasons[smp.Reason] = true
+		got += smp.Value
+	}
+	if got != want || uint64(len(reasons)) != n {
+		t.Fatalf("exceptions add up to %#x over %d reasons, want %#x over %d (every rx_exc_ counter)", got, len(reasons), want, n)
+	}
+	for r := bpf.ReasonMultiSegment; r <= bpf.ReasonMergedRun; r++ {
+		if !reasons[r.String()] {
+			t.Errorf("ring reason %d (%s) not exported", r, r)
+		}
 	}
 }
 

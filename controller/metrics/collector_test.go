@@ -55,7 +55,7 @@ sclp_ovs_rx_frames_total{mode="udp",path="userspace",peer="10.0.0.2",port="sclp0
 # HELP sclp_ovs_drops_total Packets, segments or partial messages dropped, by direction and reason.
 # TYPE sclp_ovs_drops_total counter
 sclp_ovs_drops_total{direction="rx",mode="udp",peer="",port="",reason="timeout"} 7
-# HELP sclp_ovs_exceptions_total Received segments the kernel datapath handed to userspace, by reason.
+# HELP sclp_ovs_exceptions_total Received segments (or runs of segments merged in BPF) the kernel datapath handed to userspace, by reason.
 # TYPE sclp_ovs_exceptions_total counter
 sclp_ovs_exceptions_total{mode="udp",reason="too_large"} 11
 # HELP sclp_ovs_source_up 1 if the last read of a statistics source succeeded, else 0.

@@ -32,7 +32,7 @@ var counterSpecs = [numCounters]counterSpec{
 	RxFrames:     {"rx_frames_total", "Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).", deliveryLabels},
 	RxFrameBytes: {"rx_frame_bytes_total", "Inner frame bytes delivered into tunnel ports, by delivery path (kernel or userspace).", deliveryLabels},
 	RxMerged:     {"rx_merged_messages_total", "Received messages merged from more than one segment or run before delivery.", trafficLabels},
-	Exceptions:   {"exceptions_total", "Received segments the kernel datapath handed to userspace, by reason.", exceptionLabels},
+	Exceptions:   {"exceptions_total", "Received segments (or runs of segments merged in BPF) the kernel datapath handed to userspace, by reason.", exceptionLabels},
 	Drops:        {"drops_total", "Packets, segments or partial messages dropped, by direction and reason.", dropLabels},
 }
 

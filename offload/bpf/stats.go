@@ -131,6 +131,16 @@ func (s Stats) Counters() [NumCounters]uint64 {
 	return out
 }
 
+// StatsFromCounters returns the Stats holding c (counters in enum order, as Counters
+// returns them).
+func StatsFromCounters(c [NumCounters]uint64) Stats {
+	var s Stats
+	for i, p := range s.fields() {
+		*p = c[i]
+	}
+	return s
+}
+
 // Map returns the counters by snake_case name (for metrics exporters).
 func (s Stats) Map() map[string]uint64 {
 	m := make(map[string]uint64, NumCounters)
