@@ -7,6 +7,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/offload"
 )
 
@@ -29,6 +30,10 @@ const (
 )
 
 const category = "Kubernetes node discovery"
+
+// mtuUsage is the help of --mesh-mtu: the default depends on the mode (controller.Resolve).
+var mtuUsage = fmt.Sprintf("MTU of the mesh ports (0: underlay MTU - %d in mode udp, underlay MTU - %d in mode ip)",
+	controller.OverheadUDP, controller.OverheadIP)
 
 // Flags returns the flags that `sclp-ovs agent` adds for node discovery. Each one can also
 // be set by the environment variable named in its help.
@@ -53,7 +58,7 @@ func Flags() []ucli.Flag {
 		&ucli.UintFlag{Name: FlagDstPort, Category: category, EnvVars: []string{"SCLP_OVS_DST_PORT"},
 			Usage: "UDP destination port in mode udp (0: the default)"},
 		&ucli.IntFlag{Name: FlagMTU, Category: category, EnvVars: []string{"SCLP_OVS_MTU"},
-			Usage: "MTU of the mesh ports (0: underlay MTU - 54)"},
+			Usage: mtuUsage},
 		&ucli.StringFlag{Name: FlagDevice, Category: category, EnvVars: []string{"SCLP_OVS_DEVICE"},
 			Usage: "underlay device (default: chosen by route to the peer)"},
 		&ucli.StringFlag{Name: FlagLocalIP, Category: category, EnvVars: []string{"SCLP_OVS_LOCAL_IP"},

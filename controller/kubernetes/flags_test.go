@@ -1,13 +1,21 @@
 package kubernetes
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/sclp-ovs/sclp-ovs/controller"
+	"github.com/sclp-ovs/sclp-ovs/controller/controllertest"
+	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
 
 // parse runs a throwaway app with Flags and returns the Config ConfigFromCLI builds.
@@ -62,6 +70,42 @@ func TestConfigFromCLIErrors(t *testing.T) {
 	} {
 		if _, err := parse(t, args...); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%q: error %v, want ErrBadConfig", args, err)
+		}
+	}
+}
+
+// TestMeshMTUHelpIsTrue: the default MTU that --mesh-mtu's help promises for each mode is the
+// one controller.Resolve gives a port on a 1500-byte underlay, and it is the wire overhead of
+// the mode (outer IPv4 + SCLP [+ UDP] + VXLAN + inner Ethernet).
+func TestMeshMTUHelpIsTrue(t *testing.T) {
+	var usage string
+	for _, f := range Flags() {
+		if ff, ok := f.(*ucli.IntFlag); ok && ff.Name == FlagMTU {
+			usage = ff.Usage
+		}
+	}
+	peer := netip.MustParseAddr("10.0.0.2")
+	r := &controllertest.Router{Routes: map[netip.Addr]controller.Route{
+		peer: {Local: netip.MustParseAddr("10.0.0.1"), Device: "ul0", MTU: 1500}}}
+	for _, c := range []struct {
+		mode offload.Mode
+		wire int
+	}{
+		{offload.ModeUDP, sclp.UDPOverhead + sclp.VXLANHeaderLen + sclp.EthernetHeaderLen},
+		{offload.ModeIP, sclp.IPv4Overhead + sclp.VXLANHeaderLen + sclp.EthernetHeaderLen},
+	} {
+		m := regexp.MustCompile(`underlay MTU - (\d+) in mode ` + string(c.mode) + `\b`).FindStringSubmatch(usage)
+		if m == nil {
+			t.Errorf("--%s help %q says nothing about mode %s", FlagMTU, usage, c.mode)
+			continue
+		}
+		said, _ := strconv.Atoi(m[1])
+		pc, err := controller.Resolve(context.Background(), r, controller.PortConfig{Peer: peer, VNI: 1, Mode: c.mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := 1500 - pc.MTU; got != said || said != c.wire {
+			t.Errorf("mode %s: help says MTU - %d, Resolve gives MTU - %d, wire overhead %d", c.mode, said, got, c.wire)
 		}
 	}
 }
