@@ -8,7 +8,8 @@ import (
 )
 
 // BenchmarkFloodFirstSegments measures the cost of one first segment of a message that never
-// finishes, with the reassembler at its per-peer cap (every new one evicts the oldest).
+// finishes, from a peer at its per-peer cap that completes nothing (every new one is refused;
+// before the refusal policy, each evicted the peer's oldest).
 func BenchmarkFloodFirstSegments(b *testing.B) {
 	ports := new(PortTable)
 	ports.Set(PortKey{Peer: peerA, VNI: 1}, &countPort{})

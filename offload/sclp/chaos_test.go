@@ -44,7 +44,7 @@ func checkCaps(tb testing.TB, r *Reassembler) {
 
 // runChaos sends messages with losses, duplicates and reordering and checks that every
 // delivered message is byte-identical to one sent and every message of which anything
-// arrived is delivered or reported dropped.
+// arrived is delivered or reported dropped (by OnDrop, or in the Result of a refused piece).
 func runChaos(t *testing.T, o chaosOptions) Stats {
 	rng := rand.New(rand.NewPCG(o.Seed, 99))
 	sent := map[Key][]byte{}
@@ -76,6 +76,9 @@ func runChaos(t *testing.T, o chaosOptions) Stats {
 	deliver := func(p Piece) {
 		m, res := r.Add(now, p)
 		checkCaps(t, r)
+		if res.Status == Dropped {
+			dropped[p.Key]++
+		}
 		if res.Status != Completed {
 			return
 		}

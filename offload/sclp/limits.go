@@ -42,23 +42,62 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 	return e
 }
 
-// admit evicts partial messages until one more of need bytes from src fits every cap, and
-// returns src's peer record (nil if it has none). ok is false if it cannot fit at all.
+// admit makes room for one more partial message of need bytes from src under every cap and
+// returns src's peer record (nil if it has none); ok is false when the message is refused.
+//
+// Per peer: at its cap, src evicts its own oldest partial message only by spending an
+// eviction credit (one is earned per completed message, see Reassembler); without credit the
+// new message is refused at once, before any buffer is taken, which is all a flood of first
+// segments costs once its peer is full. Globally: the heaviest peer's oldest partial message
+// is evicted if that peer holds more than src would after admission, so no peer is starved
+// by others; otherwise src is itself (one of) the heaviest and the per-peer rule applies.
 func (r *Reassembler) admit(src netip.Addr, need int) (pr *peer, ok bool) {
 	cfg := &r.cfg
 	if need > cfg.MaxBytes || need > cfg.MaxPeerBytes || cfg.MaxEntries < 1 || cfg.MaxPeerEntries < 1 {
 		return nil, false
 	}
-	for pr = r.peers[src]; pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes); pr = r.peers[src] {
-		r.drop(pr.head, DropEvicted)
+	pr = r.peers[src]
+	for pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes) {
+		if pr.credits == 0 {
+			return pr, false
+		}
+		pr = r.evictOwn(pr, src)
 	}
-	for len(r.entries)+1 > cfg.MaxEntries {
-		r.drop(r.heaps[byEntries].top().head, DropEvicted)
+	ok = true
+	for ok && len(r.entries)+1 > cfg.MaxEntries {
+		pr, ok = r.evictFor(pr, src, &r.heaps[byEntries], 1)
 	}
-	for r.bytes+need > cfg.MaxBytes {
-		r.drop(r.heaps[byBytes].top().head, DropEvicted)
+	for ok && r.bytes+need > cfg.MaxBytes {
+		pr, ok = r.evictFor(pr, src, &r.heaps[byBytes], need)
 	}
-	return r.peers[src], true // global evictions may have freed src's record
+	return pr, ok
+}
+
+// evictFor frees one partial message under the global cap that h weighs, for a new one of
+// weight w from src (record pr, or nil): the heaviest peer's oldest if that peer outweighs
+// src plus w, else src's own oldest for one credit. It returns src's record afterwards
+// (evictions may free it) and false if src must be refused.
+func (r *Reassembler) evictFor(pr *peer, src netip.Addr, h *peerHeap, w int) (*peer, bool) {
+	mine := 0
+	if pr != nil {
+		mine = h.weight(pr)
+	}
+	if v := h.top(); v != nil && v != pr && h.weight(v) > mine+w {
+		r.drop(v.head, DropEvicted)
+		return r.peers[src], true
+	}
+	if pr == nil || pr.credits == 0 || pr.head == nil {
+		return pr, false
+	}
+	return r.evictOwn(pr, src), true
+}
+
+// evictOwn spends one of pr's credits to evict its oldest partial message and returns src's
+// record afterwards.
+func (r *Reassembler) evictOwn(pr *peer, src netip.Addr) *peer {
+	pr.credits--
+	r.drop(pr.head, DropEvicted)
+	return r.peers[src]
 }
 
 // drop discards a partial message for reason, counts it and reports it to OnDrop.

@@ -8,9 +8,12 @@ import (
 	"time"
 )
 
-// TestFloodEvictsFlooderFirst: a peer flooding first segments that never complete must not
-// push out another peer's partial messages, under either the per-peer or the global caps.
-func TestFloodEvictsFlooderFirst(t *testing.T) {
+// TestFloodRefusedAtPeerCap: peers flooding first segments (66) and early non-first
+// segments (67) of messages that never complete are refused once at their cap, without the
+// reassembler evicting anything for them at their per-peer cap; they never push out another
+// peer's partial messages; memory stays within every cap; and a legitimate peer's messages,
+// in progress before the flood or started during it, complete.
+func TestFloodRefusedAtPeerCap(t *testing.T) {
 	evicted := map[byte]int{}
 	cfg := Config{MaxBytes: 40 * MaxMessageLen, MaxEntries: 100, MaxPeerBytes: 30 * MaxMessageLen, MaxPeerEntries: 60,
 		OnDrop: func(k Key, why DropReason, _ int) {
@@ -22,35 +25,204 @@ func TestFloodEvictsFlooderFirst(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	legit := map[uint32][]Piece{}
 	msgs := map[uint32][]byte{}
-	// The legitimate peer 1 has 10 partial messages, each missing its last segment.
-	for id := uint32(2); id <= 20; id += 2 {
+	// The legitimate peer 1 has 10 partial messages, each missing its last segment, and
+	// starts 10 more during the flood.
+	for id := uint32(2); id <= 40; id += 2 {
 		msgs[id] = randBytes(rng, 60000)
 		legit[id] = segmentPieces(t, testKey(1, id), msgs[id], 1468)
+		if id > 20 {
+			continue
+		}
 		for _, p := range legit[id][:len(legit[id])-1] {
 			if _, res := r.Add(t0, p); res.Status != Buffered {
 				t.Fatal(res)
 			}
 		}
 	}
-	// Peer 66 floods 5000 first segments of 64 KB messages; peer 67 floods early non-first
-	// segments.
-	for i := 0; i < 5000; i++ {
-		r.Add(t0, Piece{Key: testKey(66, uint32(2*i)), First: true, Remaining: 64000, Payload: make([]byte, 1468)})
-		r.Add(t0, Piece{Key: testKey(67, uint32(2*i)), Remaining: 1000, Payload: make([]byte, 1468)})
+	refused := map[byte]int{}
+	flood := func(i int) {
+		for _, src := range []byte{66, 67} {
+			p := Piece{Key: testKey(src, uint32(2*i)), First: src == 66, Remaining: 64000, Payload: make([]byte, 1468)}
+			if src == 67 {
+				p.Remaining = 1000
+			}
+			if _, res := r.Add(t0, p); res.Status == Dropped {
+				if res.Reason != DropOverLimit {
+					t.Fatalf("flood piece of peer %d dropped as %v", src, res.Reason)
+				}
+				refused[src]++
+			}
+		}
 		checkCaps(t, r)
+	}
+	for i := 0; i < 2500; i++ {
+		flood(i)
+	}
+	// Under the flood: the held messages complete, and new ones start and complete.
+	done := 0
+	for id, ps := range legit {
+		if id <= 20 {
+			ps = ps[len(ps)-1:]
+		}
+		for j, p := range ps {
+			flood(2500 + done*len(ps) + j)
+			m, res := r.Add(t0, p)
+			if j < len(ps)-1 {
+				if res.Status != Buffered {
+					t.Fatalf("legitimate message %d piece %d: %v", id, j, res)
+				}
+				continue
+			}
+			if res.Status != Completed || !bytes.Equal(m.Payload, msgs[id]) {
+				t.Fatalf("legitimate message %d: %v", id, res)
+			}
+			r.Release(m)
+		}
+		done++
 	}
 	if evicted[1] != 0 {
 		t.Fatalf("the flood evicted %d of the legitimate peer's partial messages", evicted[1])
 	}
-	if evicted[66] == 0 || evicted[67] == 0 {
-		t.Fatalf("flooders were not evicted: %v", evicted)
+	if refused[66] < 2000 || refused[67] < 2000 {
+		t.Fatalf("flooders were not refused at their cap: %v", refused)
 	}
-	for id, ps := range legit {
-		m, res := r.Add(t0, ps[len(ps)-1])
-		if res.Status != Completed || !bytes.Equal(m.Payload, msgs[id]) {
-			t.Fatalf("legitimate message %d: %v", id, res)
+	// Neither flooder has credit, so no eviction happened at a per-peer cap: the only ones
+	// are global-cap evictions of the heavier flooder by the lighter one (or by peer 1),
+	// which stop once they hold the same.
+	if n := evicted[66] + evicted[67]; n > 40 {
+		t.Fatalf("%d flood messages evicted (%v): eviction work for a flooder", n, evicted)
+	}
+	t.Logf("refused %v, evicted %v, stats %+v", refused, evicted, r.Stats())
+}
+
+// TestPeerCreditEvictsOwnOldest: a peer at its cap whose messages complete (a legitimate
+// peer on a lossy path, its cap full of messages that lost a segment) recycles its own
+// oldest partial messages for new ones, one per completed message; a peer without
+// completions is refused at its cap; no other peer loses anything.
+func TestPeerCreditEvictsOwnOldest(t *testing.T) {
+	var evicted []Key
+	r := newTestReassembler(t, Config{MaxPeerEntries: 4, OnDrop: func(k Key, why DropReason, _ int) {
+		if why == DropEvicted {
+			evicted = append(evicted, k)
 		}
-		r.Release(m)
+	}})
+	rng := rand.New(rand.NewPCG(5, 6))
+	other := segmentPieces(t, testKey(2, 1000), randBytes(rng, 3000), 1468)
+	if _, res := r.Add(t0, other[0]); res.Status != Buffered {
+		t.Fatal(res)
+	}
+	// Peer 1 fills its cap with 4 messages that lost their last segment.
+	for id := uint32(2); id <= 8; id += 2 {
+		ps := segmentPieces(t, testKey(1, id), randBytes(rng, 3000), 1468)
+		for _, p := range ps[:len(ps)-1] {
+			if _, res := r.Add(t0, p); res.Status != Buffered {
+				t.Fatal(res)
+			}
+		}
+	}
+	// No credit: a fifth message is refused.
+	fifth := segmentPieces(t, testKey(1, 10), randBytes(rng, 3000), 1468)
+	if _, res := r.Add(t0, fifth[0]); res.Status != Dropped || res.Reason != DropOverLimit {
+		t.Fatalf("peer at its cap without credit: %v", res)
+	}
+	// Two messages that arrive whole in one piece earn nothing (they never held a buffer);
+	// two zero-copy completions reported by the caller earn 2 credits.
+	for i := range 2 {
+		r.Add(t0, Piece{Key: testKey(1, uint32(100+2*i)), First: true, Payload: make([]byte, 100)})
+	}
+	r.NoteCompleted(testKey(1, 0).Src)
+	r.NoteCompleted(testKey(1, 0).Src)
+	r.NoteCompleted(testKey(3, 0).Src) // no record: nothing
+	msg := randBytes(rng, 3000)
+	for _, p := range segmentPieces(t, testKey(1, 12), msg, 1468) {
+		if m, res := r.Add(t0, p); res.Status == Completed {
+			if !bytes.Equal(m.Payload, msg) {
+				t.Fatal("corrupted")
+			}
+			r.Release(m)
+		}
+	}
+	// The 12 took one credit (evicting 2), earned one back on completion and left its room:
+	// 14 fits, 16 and 18 spend the 2 credits (evicting 4 and 6), 20 is refused.
+	for i, id := range []uint32{14, 16, 18} {
+		if _, res := r.Add(t0, segmentPieces(t, testKey(1, id), randBytes(rng, 3000), 1468)[0]); res.Status != Buffered {
+			t.Fatalf("new message %d with credit: %v", i, res)
+		}
+	}
+	if _, res := r.Add(t0, segmentPieces(t, testKey(1, 20), randBytes(rng, 3000), 1468)[0]); res.Reason != DropOverLimit {
+		t.Fatalf("credit spent: %v", res)
+	}
+	want := []uint32{2, 4, 6}
+	if len(evicted) != len(want) {
+		t.Fatalf("evicted %v, want ids %v of peer 1", evicted, want)
+	}
+	for i, k := range evicted {
+		if k.Src != testKey(1, 0).Src || k.ID != want[i] {
+			t.Fatalf("evicted %v, want peer 1's oldest first %v", evicted, want)
+		}
+	}
+	if h, ok := r.Holds(other[0].Key); !ok || h != len(other[0].Payload) {
+		t.Fatal("another peer's partial message was touched")
+	}
+	checkCaps(t, r)
+}
+
+// TestGlobalCapTakesFromHeavierPeer: under the global caps a peer may evict only from a peer
+// holding more than it would; equal flooders refuse each other instead of evicting each
+// other in turn, and a light peer still gets room from the heaviest one.
+func TestGlobalCapTakesFromHeavierPeer(t *testing.T) {
+	evicted := map[byte]int{}
+	r := newTestReassembler(t, Config{MaxEntries: 8, OnDrop: func(k Key, why DropReason, _ int) {
+		if why == DropEvicted {
+			evicted[k.Src.As4()[3]]++
+		}
+	}})
+	first := func(src byte, id uint32) Result {
+		_, res := r.Add(t0, Piece{Key: testKey(src, id), First: true, Remaining: 500, Payload: make([]byte, 100)})
+		checkCaps(t, r)
+		return res
+	}
+	for i := uint32(0); i < 100; i++ {
+		first(66, 2*i)
+		first(67, 2*i)
+	}
+	s := r.Stats()
+	if s.BufferedEntries != 8 || evicted[66]+evicted[67] > 2 {
+		t.Fatalf("flooders: %d entries, evicted %v", s.BufferedEntries, evicted)
+	}
+	if res := first(1, 2); res.Status != Buffered {
+		t.Fatalf("a light peer under the global cap: %v", res)
+	}
+	if evicted[66]+evicted[67] > 3 || evicted[1] != 0 {
+		t.Fatalf("evicted %v", evicted)
+	}
+	// Peer 1 can go on taking until it holds as much as the heaviest flooder would.
+	for i := uint32(1); i < 10; i++ {
+		first(1, 2+2*i)
+	}
+	if h := r.peers[testKey(1, 0).Src].entries; h < 2 || h > 3 {
+		t.Fatalf("peer 1 holds %d of 8 entries next to two flooders", h)
+	}
+}
+
+// TestFloodRefusalAllocs: a refused flood piece allocates nothing.
+func TestFloodRefusalAllocs(t *testing.T) {
+	r := newTestReassembler(t, Config{MaxPeerEntries: 16})
+	p := Piece{Key: testKey(66, 0), First: true, Remaining: 64000, Payload: make([]byte, 1468)}
+	id := uint32(0)
+	flood := func() {
+		id += 2
+		p.Key.ID = id
+		r.Add(t0, p)
+	}
+	for range 100 {
+		flood()
+	}
+	if n := testing.AllocsPerRun(1000, flood); n != 0 {
+		t.Fatalf("%v allocs per refused piece", n)
+	}
+	if s := r.Stats(); s.Drops[DropOverLimit] < 1000 || s.BufferedEntries != 16 {
+		t.Fatalf("stats %+v", s)
 	}
 }
 

@@ -3,11 +3,12 @@ package sclp
 import "net/netip"
 
 // peer is the per-source accounting of the reassembler: its partial messages in age order
-// (oldest first) and its positions in the two eviction heaps.
+// (oldest first), its eviction credits and its positions in the two eviction heaps.
 type peer struct {
 	addr       netip.Addr
 	bytes      int
 	entries    int
+	credits    int // evictions of its own oldest partial messages it has earned (see admit)
 	head, tail *entry
 	slot       [2]int // index in heaps[byBytes] and heaps[byEntries]
 }

@@ -12,11 +12,29 @@ import (
 // straight to its final place (messages are stored right-aligned, so a piece that arrives
 // before the first one, whose message size is still unknown, already knows its position
 // from the end). Duplicates and overlaps are dropped and never touch held bytes. A partial
-// message expires Timeout after its first piece arrived. Buffer bytes and partial messages
-// are capped per peer (Key.Src) and globally: a peer over its own cap loses its own oldest
-// partial message; under a global cap the oldest partial message of the peer holding the
-// most (bytes, or entries for the entry cap) is evicted, so a flooding source evicts its own
-// reassemblies before anyone else's.
+// message expires Timeout after its first piece arrived.
+//
+// Buffer bytes and partial messages are capped per peer (Key.Src) and globally. Pieces of a
+// partial message already held are always accepted; the caps decide only whether a new
+// partial message may start:
+//   - A peer at its own cap is refused a new partial message at once (DropOverLimit, before
+//     any buffer is taken), like Linux IP reassembly since 4.17 (no evictor, CVE-2018-5391),
+//     unless it has eviction credit: every message of the peer that completes (here, or
+//     outside the reassembler as reported through NoteCompleted) earns one credit, up to
+//     MaxPeerEntries, and one credit evicts the peer's own oldest partial message
+//     (DropEvicted) to make room. A peer that completes messages but loses some segments
+//     (a legitimate peer on a lossy path) so keeps recycling its stale partial messages,
+//     which are its oldest, instead of being refused until they time out; a peer that only
+//     opens messages (a flood of first segments) costs a map lookup per segment once full
+//     and never makes the reassembler evict for it. The trade-off: a legitimate peer whose
+//     completions stopped while its cap is full of stale messages (for example all its
+//     messages lose a segment) is refused new ones until the timeout clears the old ones,
+//     where an evictor would have kept admitting them.
+//   - Under a global cap the oldest partial message of the peer holding the most (bytes, or
+//     entries for the entry cap) is evicted, if that peer holds more than the requesting
+//     peer would after admission; otherwise the requester is itself the heaviest and the
+//     per-peer rule applies. So a flooder cannot evict another peer's messages, and no peer
+//     is starved by others.
 //
 // The clock is whatever the caller passes to Add and Expire; it is made monotonic (a time
 // before the latest one seen counts as the latest). A Reassembler is not safe for concurrent
@@ -224,8 +242,24 @@ func (r *Reassembler) complete(e *entry) Message {
 	e.buf = nil
 	r.stats.Completed++
 	r.stats.CompletedBytes += uint64(e.size)
+	if pr := e.peer; pr.credits < r.cfg.MaxPeerEntries {
+		pr.credits++
+	}
 	r.remove(e)
 	return m
+}
+
+// NoteCompleted tells the reassembler that a message from src was completed without it (a
+// zero-copy delivery of a run that arrived whole), which earns src the same eviction credit
+// as a message the reassembler completes (see Reassembler). It costs a map lookup, and
+// nothing while no partial message is held.
+func (r *Reassembler) NoteCompleted(src netip.Addr) {
+	if len(r.peers) == 0 {
+		return
+	}
+	if pr := r.peers[src]; pr != nil && pr.credits < r.cfg.MaxPeerEntries {
+		pr.credits++
+	}
 }
 
 // Release returns a message's buffer to the reassembler's pool. Payload must not be used
