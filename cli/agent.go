@@ -99,9 +99,14 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if err != nil {
 		return err
 	}
+	var discovery atomic.Pointer[kubernetes.Discovery]
 	if cfg.MetricsAddress != "off" {
+		var ready []metrics.Check
+		if cfg.Kubernetes != nil {
+			ready = append(ready, discoveryCheck(&discovery))
+		}
 		ep := metrics.Wire(ctx, metrics.WireOptions{Addr: cfg.MetricsAddress, Version: Version, Reconciler: r,
-			Store: db, Datapaths: ad.Datapaths, Flows: flows, Recorder: rec, Log: log})
+			Store: db, Datapaths: ad.Datapaths, Flows: flows, Recorder: rec, Ready: ready, Log: log})
 		defer ep.Close()
 	}
 	started := d.Now()
@@ -157,9 +162,13 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if cfg.Kubernetes != nil {
 		// Node discovery writes the mesh ports through the same OVSDB model as add-port;
 		// the reconciler makes them real. It failing (no cluster access) stops the agent.
+		discover := d.Discover
+		if discover == nil {
+			discover = kubernetes.Run
+		}
 		go func() {
-			err := kubernetes.Run(ctx, *cfg.Kubernetes, &kubernetes.OVSDBStore{DB: db, Router: d.Router},
-				kubernetes.Options{Logger: log}, nil)
+			err := discover(ctx, *cfg.Kubernetes, &kubernetes.OVSDBStore{DB: db, Router: d.Router},
+				kubernetes.Options{Logger: log}, discovery.Store)
 			if err != nil && ctx.Err() == nil {
 				log.Error("kubernetes node discovery stopped", "err", err)
 				discoveryErr.Store(&err)
@@ -173,6 +182,17 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	}
 	log.Info("agent stopped; ports stay up for the next agent")
 	return err
+}
+
+// discoveryCheck is the /readyz check "kubernetes": node discovery has started and its last
+// reconcile succeeded ((*kubernetes.Discovery).Check).
+func discoveryCheck(d *atomic.Pointer[kubernetes.Discovery]) metrics.Check {
+	return metrics.Check{Name: "kubernetes", Fn: func(ctx context.Context) error {
+		if k := d.Load(); k != nil {
+			return k.Check(ctx)
+		}
+		return fmt.Errorf("%w: node discovery not started", kubernetes.ErrNotReady)
+	}}
 }
 
 // waitUntil polls cond every 20 ms until it holds, ctx ends or timeout passes.

@@ -54,6 +54,10 @@ type Deps struct {
 	Signals []os.Signal
 	// Log is where the agent logs.
 	Log *slog.Logger
+	// Discover runs Kubernetes node discovery for `agent --kubernetes` until ctx ends,
+	// handing the Discovery to ready once it exists (nil: kubernetes.Run, which builds the
+	// client from cfg.Kubeconfig or the in-cluster service account).
+	Discover func(ctx context.Context, cfg kubernetes.Config, store kubernetes.PortStore, opts kubernetes.Options, ready func(*kubernetes.Discovery)) error
 
 	// completingFlag is set by Run when shell completion asks about a word starting with
 	// "-" (urfave/cli then completes flags instead of add-port's options).

@@ -144,7 +144,11 @@ type WireOptions struct {
 	Datapaths  map[offload.Mode]offload.Datapath
 	Flows      *FlowsTracker
 	Recorder   *ReconcileRecorder
-	Log        interface{ Warn(string, ...any) }
+	// Ready are readiness checks besides convergence (e.g. Kubernetes node discovery:
+	// Check{Name: "kubernetes", Fn: (*kubernetes.Discovery).Check}); /readyz fails while any
+	// of them fails, /healthz ignores them.
+	Ready []Check
+	Log   interface{ Warn(string, ...any) }
 }
 
 // Endpoint is the agent's metrics endpoint started by Wire.
@@ -179,7 +183,8 @@ func (e *Endpoint) Close() {
 const listenRetry = time.Second
 
 // Wire starts the agent's metrics endpoint: every datapath's statistics, the reconciler's
-// state, /healthz (OVSDB reachable, datapath health checks) and /readyz (converged), until
+// state, /healthz (OVSDB reachable, datapath health checks) and /readyz (converged, plus
+// o.Ready), until
 // ctx ends or Close. If the address cannot be bound (e.g. the previous agent still serves it
 // during a takeover), Wire logs it and retries every second in the background: metrics never
 // stop the agent.
@@ -199,7 +204,7 @@ func Wire(ctx context.Context, o WireOptions) *Endpoint {
 		cs.OpenFlowConnected = o.Flows.Connected
 	}
 	opts := AgentOptions{Addr: o.Addr, Version: o.Version, Datapaths: sources,
-		Controller: cs, Live: live, Ready: []Check{ConvergedCheck(o.Reconciler)}}
+		Controller: cs, Live: live, Ready: append([]Check{ConvergedCheck(o.Reconciler)}, o.Ready...)}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Endpoint{ready: make(chan struct{}), done: make(chan struct{}), stop: cancel}
 	go func() {

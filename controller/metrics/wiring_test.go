@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,8 +141,12 @@ func TestWire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var discovery atomic.Pointer[error] // an extra readiness check, as Kubernetes discovery
+	notSynced := errors.New("kubernetes discovery not converged")
+	discovery.Store(&notSynced)
 	ep := Wire(ctx, WireOptions{Addr: busy.Addr().String(), Version: "w", Reconciler: rec, Store: store,
-		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeIP: ip}, Flows: tr, Recorder: &ReconcileRecorder{}})
+		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeIP: ip}, Flows: tr, Recorder: &ReconcileRecorder{},
+		Ready: []Check{{Name: "kubernetes", Fn: func(context.Context) error { return *discovery.Load() }}}})
 	defer ep.Close()
 	select {
 	case <-ep.Ready():
@@ -163,12 +168,21 @@ func TestWire(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, _ := get(t, base+"/readyz"); code != 200 {
-		t.Errorf("/readyz %d", code)
+	code, body := get(t, base+"/readyz")
+	if code != 503 || !strings.Contains(body, "[-] kubernetes: kubernetes discovery not converged") {
+		t.Errorf("/readyz with the extra ready check failing = %d %q", code, body)
+	}
+	if code, body := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d %q: a readiness check must not fail liveness", code, body)
+	}
+	var converged error
+	discovery.Store(&converged)
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz %d %q", code, body)
 	}
 	store.err = errors.New("not connected")
 	ip.health = errors.New("tx program detached from sclp0p")
-	code, body := get(t, base+"/healthz")
+	code, body = get(t, base+"/healthz")
 	if code != 503 || !strings.Contains(body, "[-] ovsdb: ovsdb unreachable") || !strings.Contains(body, "[-] datapath_ip: tx program detached") {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
