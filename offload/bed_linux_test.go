@@ -46,6 +46,14 @@ type bedOptions struct {
 	Legacy bool
 	// InnerMTU overrides the VMs' MTU (default MTU - 54): larger makes a jumbo overlay.
 	InnerMTU int
+	// Impair, if set, joins the two hosts through testbed.NewImpairedHosts with this config
+	// (tx checksumming is then off on both underlays, as with TxChecksumOff).
+	Impair *testbed.ImpairConfig
+	// ExtraHosts adds hosts on the same underlay (through a bridge) without VM or datapath:
+	// b.hosts[2:], for example a third peer.
+	ExtraHosts int
+	// Reassembly configures the fallback's reassembler (default sclp.DefaultConfig()).
+	Reassembly *sclp.Config
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -60,6 +68,17 @@ type nativeBed struct {
 	mgrs  []*Manager
 	// innerMTU is the VMs' (and tunnel ports') MTU.
 	innerMTU int
+	// impairer relays between the hosts when bedOptions.Impair is set.
+	impairer *testbed.Impairer
+	// reassembly is the fallback's reassembler config; fb[i] host i's fallback, once started.
+	reassembly sclp.Config
+	fb         []*bedFallback
+}
+
+// bedFallback is a running userspace finish of one host.
+type bedFallback struct {
+	pipe *fallback.Pipeline
+	ring *fallback.RingReader
 }
 
 func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
@@ -73,8 +92,21 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 	if o.InnerMTU != 0 {
 		b.innerMTU = o.InnerMTU
 	}
-	b.hosts = testbed.NewHosts(t, testbed.HostsOptions{TxChecksumOff: o.TxChecksumOff, MTU: o.MTU})
-	for i, h := range b.hosts {
+	b.reassembly = sclp.DefaultConfig()
+	if o.Reassembly != nil {
+		b.reassembly = *o.Reassembly
+	}
+	ho := testbed.HostsOptions{TxChecksumOff: o.TxChecksumOff, MTU: o.MTU, N: 2 + o.ExtraHosts}
+	if o.Impair != nil {
+		if o.ExtraHosts != 0 {
+			t.Fatal("bed: Impair and ExtraHosts do not combine")
+		}
+		b.hosts, b.impairer = testbed.NewImpairedHosts(t, ho, *o.Impair)
+	} else {
+		b.hosts = testbed.NewHosts(t, ho)
+	}
+	b.fb = make([]*bedFallback, 2)
+	for i, h := range b.hosts[:2] {
 		vm := testbed.NewVM(t, h.NS, testbed.VMOptions{
 			Addr: netip.MustParsePrefix(fmt.Sprintf("192.168.77.%d/24", i+1)), MTU: b.innerMTU,
 		})
@@ -107,7 +139,7 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		}
 	}
 	if o.Fallback {
-		for i := range b.hosts {
+		for i := range b.hosts[:2] {
 			b.startFallback(i)
 		}
 	}
@@ -124,7 +156,7 @@ func (b *nativeBed) manager(i int) *Manager {
 // injection into the tunnel port's host end.
 func (b *nativeBed) startFallback(i int) {
 	t := b.t
-	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: 1, Reassembly: sclp.DefaultConfig()})
+	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: 1, Reassembly: b.reassembly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +176,7 @@ func (b *nativeBed) startFallback(i int) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
+	b.fb[i] = &bedFallback{pipe: pipe, ring: rr}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rr.Run(ctx) }()
 	t.Cleanup(func() {
@@ -162,8 +195,17 @@ func (b *nativeBed) stats(i int) Stats {
 	return s
 }
 
-// tcpTransfer sends n random bytes from VM 0 to VM 1 over TCP and checks their sha256.
-func (b *nativeBed) tcpTransfer(n int, seed uint64) {
+// transfer is what tcpTransfer measured.
+type transfer struct {
+	// Gbps is the goodput from dial to the receiver's last byte.
+	Gbps float64
+	// Retrans is the sender's TCP retransmitted segments (tcpi_total_retrans).
+	Retrans uint32
+}
+
+// tcpTransfer sends n random bytes from VM 0 to VM 1 over TCP in 64 KB writes and checks
+// their sha256; it returns the goodput and the sender's retransmissions.
+func (b *nativeBed) tcpTransfer(n int, seed uint64) transfer {
 	t := b.t
 	t.Helper()
 	var ln net.Listener
@@ -195,6 +237,7 @@ func (b *nativeBed) tcpTransfer(n int, seed uint64) {
 		res <- result{sum: [32]byte(h.Sum(nil)), n: k, err: err}
 	}()
 	var conn net.Conn
+	start := time.Now()
 	if err := b.vms[0].Do(func() error {
 		var err error
 		conn, err = net.DialTimeout("tcp4", dst.String(), 5*time.Second)
@@ -219,10 +262,21 @@ func (b *nativeBed) tcpTransfer(n int, seed uint64) {
 	}
 	conn.(*net.TCPConn).CloseWrite()
 	got := <-res
+	el := time.Since(start)
+	var tr transfer
+	if rc, err := conn.(*net.TCPConn).SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				tr.Retrans = info.Total_retrans
+			}
+		})
+	}
 	conn.Close()
 	if got.err != nil || got.n != int64(n) || got.sum != [32]byte(h.Sum(nil)) {
 		t.Fatalf("tcp: received %d of %d bytes, err %v, sha256 match %v", got.n, n, got.err, got.sum == [32]byte(h.Sum(nil)))
 	}
+	tr.Gbps = float64(n) * 8 / el.Seconds() / 1e9
+	return tr
 }
 
 // udpExchange sends count datagrams of random sizes up to maxLen from VM 0 to VM 1 and
@@ -364,4 +418,58 @@ func rxPackets(t *testing.T, ns *testbed.NS, dev string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// fallbackStats returns host i's fallback counters: the pipeline's and the ring reader's.
+func (b *nativeBed) fallbackStats(i int) (fallback.Stats, fallback.RingStats) {
+	f := b.fb[i]
+	if f == nil {
+		b.t.Fatalf("bed: host %d runs no fallback", i)
+	}
+	return f.pipe.Stats(), f.ring.Stats()
+}
+
+// bufferPeak is the largest reassembler buffer use a sampler saw.
+type bufferPeak struct {
+	Bytes, Entries, Samples int
+}
+
+// sampleBuffered samples host i's reassembler buffer use every 2 ms until the returned
+// function is called; that returns the peaks (stopping is idempotent).
+func (b *nativeBed) sampleBuffered(i int) func() bufferPeak {
+	f := b.fb[i]
+	if f == nil {
+		b.t.Fatalf("bed: host %d runs no fallback", i)
+	}
+	var (
+		mu   sync.Mutex
+		peak bufferPeak
+		once sync.Once
+	)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(2 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			r := f.pipe.Stats().Reassembly
+			mu.Lock()
+			peak.Bytes, peak.Entries = max(peak.Bytes, r.BufferedBytes), max(peak.Entries, r.BufferedEntries)
+			peak.Samples++
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	end := func() bufferPeak {
+		once.Do(func() { close(stop); <-done })
+		mu.Lock()
+		defer mu.Unlock()
+		return peak
+	}
+	b.t.Cleanup(func() { end() })
+	return end
 }

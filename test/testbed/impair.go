@@ -127,13 +127,17 @@ type ImpairCounters struct {
 	Relayed, Matched uint64
 	// Dropped, Duplicated and Reordered count matched frames by action.
 	Dropped, Duplicated, Reordered uint64
+	// Missed counts frames the kernel dropped before the relay read them (its socket's
+	// receive buffer was full: PACKET_STATISTICS tp_drops). Non-zero means loss the config did
+	// not ask for: the senders outran the relay.
+	Missed uint64
 }
 
 // Add returns the sum of c and o.
 func (c ImpairCounters) Add(o ImpairCounters) ImpairCounters {
 	return ImpairCounters{Relayed: c.Relayed + o.Relayed, Matched: c.Matched + o.Matched,
 		Dropped: c.Dropped + o.Dropped, Duplicated: c.Duplicated + o.Duplicated,
-		Reordered: c.Reordered + o.Reordered}
+		Reordered: c.Reordered + o.Reordered, Missed: c.Missed + o.Missed}
 }
 
 // Impairer is a deterministic L2 relay between two devices of a middle namespace: one
@@ -146,6 +150,8 @@ type Impairer struct {
 	stopping atomic.Bool
 	wg       sync.WaitGroup
 	dirs     [2]dirCounters
+	mu       sync.Mutex // guards missed and reading the sockets' statistics
+	missed   [2]uint64
 }
 
 type dirCounters struct {
@@ -156,7 +162,20 @@ type dirCounters struct {
 func (im *Impairer) Counters(d Direction) ImpairCounters {
 	c := &im.dirs[d]
 	return ImpairCounters{Relayed: c.relayed.Load(), Matched: c.matched.Load(), Dropped: c.dropped.Load(),
-		Duplicated: c.duplicated.Load(), Reordered: c.reordered.Load()}
+		Duplicated: c.duplicated.Load(), Reordered: c.reordered.Load(), Missed: im.readMissed(d)}
+}
+
+// readMissed accumulates and returns the kernel's drop count of direction d's socket (the
+// kernel resets it on every read).
+func (im *Impairer) readMissed(d Direction) uint64 {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if !im.stopping.Load() && im.fds[d] >= 0 {
+		if st, err := unix.GetsockoptTpacketStats(im.fds[d], unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+			im.missed[d] += uint64(st.Drops)
+		}
+	}
+	return im.missed[d]
 }
 
 // Total returns the counters of both directions summed.
@@ -219,7 +238,7 @@ func (im *Impairer) open() error {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 			return fmt.Errorf("PACKET_IGNORE_OUTGOING: %w", err)
 		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
 		tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return fmt.Errorf("SO_RCVTIMEO: %w", err)
@@ -237,9 +256,12 @@ func (im *Impairer) stop() {
 		return
 	}
 	im.wg.Wait()
-	for _, fd := range im.fds {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	for i, fd := range im.fds {
 		if fd >= 0 {
 			unix.Close(fd)
+			im.fds[i] = -1
 		}
 	}
 }
