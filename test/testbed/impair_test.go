@@ -89,7 +89,7 @@ func TestImpairerDeterministic(t *testing.T) {
 		t.Errorf("b->a received %v, want %v", ret, want)
 	}
 	a, r := im.Counters(AtoB), im.Counters(BtoA)
-	if a.Matched != 10 || a.Dropped != 1 || a.Duplicated != 1 || a.Reordered != 1 || r.Matched != 0 || r.Relayed < 3 {
+	if a.Matched != 10 || a.Dropped != 1 || a.Duplicated != 1 || a.Reordered != 1 || a.Missed != 0 || r.Matched != 0 || r.Relayed < 3 {
 		t.Errorf("counters a->b %+v, b->a %+v", a, r)
 	}
 	mu.Lock()
