@@ -13,12 +13,13 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 		c = classFor(size)
 	}
 	need := classSize(c)
-	pr, ok := r.admit(key.Src, need)
+	pr, ok := r.admit(t, key.Src, need)
 	if !ok {
 		return nil
 	}
 	if pr == nil {
 		pr = r.newPeer(key.Src)
+		pr.spare = t + spareGap
 	} else if pr == r.idle {
 		r.idle = nil
 	}
@@ -42,42 +43,44 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 	return e
 }
 
-// admit makes room for one more partial message of need bytes from src under every cap and
-// returns src's peer record (nil if it has none); ok is false when the message is refused.
+// admit makes room for one more partial message of need bytes from src at clock t under
+// every cap and returns src's peer record (nil if it has none); ok is false when the message
+// is refused.
 //
 // Per peer: at its cap, src evicts its own oldest partial message only by spending an
-// eviction credit (one is earned per completed message, see Reassembler); without credit the
-// new message is refused at once, before any buffer is taken, which is all a flood of first
-// segments costs once its peer is full. Globally: the heaviest peer's oldest partial message
-// is evicted if that peer holds more than src would after admission, so no peer is starved
-// by others; otherwise src is itself (one of) the heaviest and the per-peer rule applies.
-func (r *Reassembler) admit(src netip.Addr, need int) (pr *peer, ok bool) {
+// eviction (spend: a credit earned by completing messages, or its spare one); without one
+// the new message is refused at once, before any buffer is taken, which is all a flood of
+// first segments costs once its peer is full. Globally: the heaviest peer's oldest partial
+// message is evicted if that peer holds more than src would after admission, so no peer is
+// starved by others; otherwise src is itself (one of) the heaviest and the per-peer rule
+// applies.
+func (r *Reassembler) admit(t int64, src netip.Addr, need int) (pr *peer, ok bool) {
 	cfg := &r.cfg
 	if need > cfg.MaxBytes || need > cfg.MaxPeerBytes || cfg.MaxEntries < 1 || cfg.MaxPeerEntries < 1 {
 		return nil, false
 	}
 	pr = r.peers[src]
 	for pr != nil && (pr.entries+1 > cfg.MaxPeerEntries || pr.bytes+need > cfg.MaxPeerBytes) {
-		if pr.credits == 0 {
+		if !r.spend(pr, t) {
 			return pr, false
 		}
 		pr = r.evictOwn(pr, src)
 	}
 	ok = true
 	for ok && len(r.entries)+1 > cfg.MaxEntries {
-		pr, ok = r.evictFor(pr, src, &r.heaps[byEntries], 1)
+		pr, ok = r.evictFor(t, pr, src, &r.heaps[byEntries], 1)
 	}
 	for ok && r.bytes+need > cfg.MaxBytes {
-		pr, ok = r.evictFor(pr, src, &r.heaps[byBytes], need)
+		pr, ok = r.evictFor(t, pr, src, &r.heaps[byBytes], need)
 	}
 	return pr, ok
 }
 
 // evictFor frees one partial message under the global cap that h weighs, for a new one of
-// weight w from src (record pr, or nil): the heaviest peer's oldest if that peer outweighs
-// src plus w, else src's own oldest for one credit. It returns src's record afterwards
-// (evictions may free it) and false if src must be refused.
-func (r *Reassembler) evictFor(pr *peer, src netip.Addr, h *peerHeap, w int) (*peer, bool) {
+// weight w from src (record pr, or nil) at clock t: the heaviest peer's oldest if that peer
+// outweighs src plus w, else src's own oldest if it can spend an eviction. It returns src's
+// record afterwards (evictions may free it) and false if src must be refused.
+func (r *Reassembler) evictFor(t int64, pr *peer, src netip.Addr, h *peerHeap, w int) (*peer, bool) {
 	mine := 0
 	if pr != nil {
 		mine = h.weight(pr)
@@ -86,16 +89,29 @@ func (r *Reassembler) evictFor(pr *peer, src netip.Addr, h *peerHeap, w int) (*p
 		r.drop(v.head, DropEvicted)
 		return r.peers[src], true
 	}
-	if pr == nil || pr.credits == 0 || pr.head == nil {
+	if pr == nil || pr.head == nil || !r.spend(pr, t) {
 		return pr, false
 	}
 	return r.evictOwn(pr, src), true
 }
 
-// evictOwn spends one of pr's credits to evict its oldest partial message and returns src's
-// record afterwards.
+// spend takes one eviction of its own partial messages for pr at clock t: a credit if it
+// has one, else its spare eviction, due once every spareGap. It reports false if pr has
+// neither.
+func (r *Reassembler) spend(pr *peer, t int64) bool {
+	switch {
+	case pr.credits > 0:
+		pr.credits--
+	case t >= pr.spare:
+		pr.spare = t + spareGap
+	default:
+		return false
+	}
+	return true
+}
+
+// evictOwn evicts pr's oldest partial message and returns src's record afterwards.
 func (r *Reassembler) evictOwn(pr *peer, src netip.Addr) *peer {
-	pr.credits--
 	r.drop(pr.head, DropEvicted)
 	return r.peers[src]
 }

@@ -8,9 +8,15 @@ type peer struct {
 	addr       netip.Addr
 	bytes      int
 	entries    int
-	credits    int // evictions of its own oldest partial messages it has earned (see admit)
+	credits    int   // evictions of its own oldest partial messages it has earned (see admit)
+	spare      int64 // clock from which it may evict one of its own without credit (see spend)
 	head, tail *entry
 	slot       [2]int // index in heaps[byBytes] and heaps[byEntries]
+}
+
+// earn adds the eviction credit of one completed message, up to limit.
+func (p *peer) earn(limit int) {
+	p.credits = min(p.credits+creditPerMessage, max(limit, creditPerMessage))
 }
 
 // Heap indices.

@@ -5,6 +5,13 @@ import (
 	"time"
 )
 
+// Eviction budget of a peer at its cap (see Reassembler): creditPerMessage evictions of its
+// own partial messages per message it completes, plus one spare eviction per spareGap.
+const (
+	creditPerMessage = 4
+	spareGap         = int64(100 * time.Microsecond)
+)
+
 // Reassembler is stage 2 of SCLP receive: it restores whole messages from pieces (segments
 // or coalesced runs) that may arrive out of order, duplicated or not at all.
 //
@@ -19,17 +26,20 @@ import (
 // partial message may start:
 //   - A peer at its own cap is refused a new partial message at once (DropOverLimit, before
 //     any buffer is taken), like Linux IP reassembly since 4.17 (no evictor, CVE-2018-5391),
-//     unless it has eviction credit: every message of the peer that completes (here, or
-//     outside the reassembler as reported through NoteCompleted) earns one credit, up to
-//     MaxPeerEntries, and one credit evicts the peer's own oldest partial message
-//     (DropEvicted) to make room. A peer that completes messages but loses some segments
-//     (a legitimate peer on a lossy path) so keeps recycling its stale partial messages,
-//     which are its oldest, instead of being refused until they time out; a peer that only
-//     opens messages (a flood of first segments) costs a map lookup per segment once full
-//     and never makes the reassembler evict for it. The trade-off: a legitimate peer whose
-//     completions stopped while its cap is full of stale messages (for example all its
-//     messages lose a segment) is refused new ones until the timeout clears the old ones,
-//     where an evictor would have kept admitting them.
+//     unless it can pay for evicting its own oldest partial message (DropEvicted) to make
+//     room. A peer earns 4 such evictions per message of its that completes (here, or
+//     outside the reassembler as reported through NoteCompleted), banked up to
+//     MaxPeerEntries, and has one spare eviction every 100 us (10,000 a second, a fraction
+//     of a percent of a core). A legitimate peer on a lossy path, whose cap fills with
+//     messages that lost a segment, so keeps recycling those stale messages (its oldest)
+//     as an evictor would, instead of being refused until they time out; a peer that only
+//     opens messages (a flood of first segments) costs two map lookups per segment once
+//     full, plus at most the spare evictions; a peer that mixes both gets at most 4
+//     evictions per message it completes. The trade-off: a peer whose cap is full of stale
+//     messages and more than 80% of whose messages lose a segment (5% segment loss with
+//     45-segment messages) gets only part of its new messages admitted (those the spare
+//     evictions and the credit of their completions pay for), where an evictor would have
+//     admitted all of them.
 //   - Under a global cap the oldest partial message of the peer holding the most (bytes, or
 //     entries for the entry cap) is evicted, if that peer holds more than the requesting
 //     peer would after admission; otherwise the requester is itself the heaviest and the
@@ -242,9 +252,7 @@ func (r *Reassembler) complete(e *entry) Message {
 	e.buf = nil
 	r.stats.Completed++
 	r.stats.CompletedBytes += uint64(e.size)
-	if pr := e.peer; pr.credits < r.cfg.MaxPeerEntries {
-		pr.credits++
-	}
+	e.peer.earn(r.cfg.MaxPeerEntries)
 	r.remove(e)
 	return m
 }
@@ -257,8 +265,8 @@ func (r *Reassembler) NoteCompleted(src netip.Addr) {
 	if len(r.peers) == 0 {
 		return
 	}
-	if pr := r.peers[src]; pr != nil && pr.credits < r.cfg.MaxPeerEntries {
-		pr.credits++
+	if pr := r.peers[src]; pr != nil {
+		pr.earn(r.cfg.MaxPeerEntries)
 	}
 }
 
