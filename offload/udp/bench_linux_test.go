@@ -5,8 +5,10 @@ package udp
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +23,12 @@ import (
 // iperfResult is what a benchmark case measured.
 type iperfResult struct {
 	Gbps, LossPct, CoresPerGbps float64
+	// MachineCores is how many CPUs the whole machine kept busy during the run (/proc/stat;
+	// 2.0 on this box means saturated, whatever ran).
+	MachineCores float64
+	// DatapathCoresPerGbps is this process's CPU alone (the sclp datapaths of both hosts)
+	// per Gbit/s.
+	DatapathCoresPerGbps float64
 }
 
 // iperf runs iperf3 from client to server for secs seconds with args and returns the
@@ -33,13 +41,13 @@ func iperf(tb testing.TB, client, server *testbed.NS, dst netip.Addr, secs int, 
 	srv := server.StartProc(tb, "iperf3", "-s", "-1", "-B", dst.String())
 	defer srv.Stop(time.Second)
 	time.Sleep(300 * time.Millisecond)
-	self0, irq0 := selfCPU(), irqCPU()
+	self0, irq0, busy0 := selfCPU(), irqCPU(), busyCPU()
 	start := time.Now()
 	cmd := client.Command(append([]string{"iperf3", "-c", dst.String(), "-t", strconv.Itoa(secs), "-J"}, args...)...)
 	outb, err := cmd.CombinedOutput()
 	out := string(outb)
 	el := time.Since(start)
-	self1, irq1 := selfCPU(), irqCPU()
+	self1, irq1, busy1 := selfCPU(), irqCPU(), busyCPU()
 	if err != nil {
 		tb.Fatalf("iperf3: %v: %.300s", err, out)
 	}
@@ -73,6 +81,8 @@ func iperf(tb testing.TB, client, server *testbed.NS, dst netip.Addr, secs int, 
 		r.Gbps = j.End.Sum.BitsPerSecond / 1e9 * (1 - r.LossPct/100)
 	}
 	r.CoresPerGbps = used.Seconds() / el.Seconds() / max(r.Gbps, 1e-9)
+	r.MachineCores = (busy1 - busy0).Seconds() / el.Seconds()
+	r.DatapathCoresPerGbps = (self1 - self0).Seconds() / el.Seconds() / max(r.Gbps, 1e-9)
 	return r
 }
 
@@ -84,11 +94,17 @@ func selfCPU() time.Duration {
 }
 
 // irqCPU is the machine's irq + softirq time (/proc/stat, USER_HZ ticks).
-func irqCPU() time.Duration {
+func irqCPU() time.Duration { return statCPU(6, 7) }
+
+// busyCPU is the machine's busy time: user, nice, system, irq and softirq (/proc/stat).
+func busyCPU() time.Duration { return statCPU(1, 2, 3, 6, 7) }
+
+// statCPU sums the given columns of /proc/stat's "cpu" line (USER_HZ ticks).
+func statCPU(cols ...int) time.Duration {
 	b, _ := os.ReadFile("/proc/stat")
 	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
 	var t uint64
-	for _, i := range []int{6, 7} { // irq, softirq
+	for _, i := range cols {
 		v, _ := strconv.ParseUint(f[i], 10, 64)
 		t += v
 	}
@@ -119,10 +135,12 @@ func vxlanPair(tb testing.TB, innerMTU int) []*testbed.VM {
 
 // BenchmarkThroughput compares, in one run, plain underlay, kernel VXLAN (GRO on) and SCLP
 // udp mode: 1 TCP stream with 64 KB writes, 4 TCP streams, and 60,000-byte UDP datagrams
-// (SCLP over a 65000 inner MTU, VXLAN at its 1450 MTU, so IP-fragmented). Real 1500-byte
+// (SCLP over a 65000 inner MTU, VXLAN at its 1450 MTU, so IP-fragmented), unlimited and at
+// the highest rate with at most 1% loss (sustainedRate, both SCLP and VXLAN). Real 1500-byte
 // frames on the wire in every case. All topologies exist at once and the cases run
 // interleaved REPS times (default 3); medians are reported. SECS (default 5) sets the
-// duration of each run. Cores per Gbit/s: see iperf.
+// duration of each run; PACE (an iperf3 -b value such as 2G) runs the TCP cases at that
+// fixed rate, to compare CPU per Gbit/s at equal load. Cores per Gbit/s: see iperf.
 func BenchmarkThroughput(b *testing.B) {
 	testbed.RequireRoot(b)
 	secs, reps := envInt("SECS", 5), envInt("REPS", 3)
@@ -167,23 +185,50 @@ func BenchmarkThroughput(b *testing.B) {
 				if c.gsoMax > 0 {
 					sc.vms[0].MustRun(b, "ip", "link", "set", "dev", sc.vms[0].Dev, "gso_max_size", strconv.Itoa(c.gsoMax))
 				}
-				r := iperf(b, c.client, c.server, c.dst, secs, c.args...)
+				args := c.args
+				if pace := os.Getenv("PACE"); pace != "" && !slices.Contains(args, "-u") {
+					args = append(slices.Clone(args), "-b", pace) // TCP at a fixed rate: compare CPU per Gbit/s
+				}
+				r := iperf(b, c.client, c.server, c.dst, secs, args...)
 				if c.gsoMax > 0 {
 					sc.vms[0].MustRun(b, "ip", "link", "set", "dev", sc.vms[0].Dev, "gso_max_size", "65536")
 				}
 				all[c.name] = append(all[c.name], r)
-				b.Logf("rep %d %-22s %6.2f Gbit/s  loss %5.2f%%  %.3f cores/Gbit", rep, c.name, r.Gbps, r.LossPct, r.CoresPerGbps)
-			}
-			if len(all["sclp_udp_udp60k"]) <= rep {
-				continue
+				b.Logf("rep %d %-22s %6.2f Gbit/s  loss %5.2f%%  %.3f cores/Gbit (datapath %.3f)  machine %.2f cores busy", rep, c.name, r.Gbps, r.LossPct, r.CoresPerGbps, r.DatapathCoresPerGbps, r.MachineCores)
 			}
 			// The VM's socket is not flow-controlled by a packet socket (docs/udp-mode.md), so
-			// an unlimited sender loses what the path cannot carry; at 90% of the goodput the
-			// path sustained in this rep, the loss is what counts.
-			rate := fmt.Sprintf("%.0fM", all["sclp_udp_udp60k"][rep].Gbps*900)
-			r := iperf(b, jumbo.vms[0].NS, jumbo.vms[1].NS, jumbo.vms[1].IP, secs, append(udp60k, rate)...)
-			all["sclp_udp_udp60k_paced"] = append(all["sclp_udp_udp60k_paced"], r)
-			b.Logf("rep %d %-22s %6.2f Gbit/s  loss %5.2f%%  %.3f cores/Gbit (offered %s)", rep, "sclp_udp_udp60k_paced", r.Gbps, r.LossPct, r.CoresPerGbps, rate)
+			// an unlimited sender loses what the path cannot carry. What counts is the rate the
+			// path sustains: the highest offered rate with at most 1% loss, searched the same
+			// way for SCLP and for the kernel-VXLAN baseline (sustainedRate).
+			for _, sc := range []struct{ name, from string }{{"vxlan_udp60k_sustained", "vxlan_udp60k"}, {"sclp_udp_udp60k_sustained", "sclp_udp_udp60k"}} {
+				if len(all[sc.from]) <= rep {
+					continue
+				}
+				var c tcase
+				for _, cc := range cases {
+					if cc.name == sc.from {
+						c = cc
+					}
+				}
+				run := func(mbps float64) iperfResult {
+					args := append(append([]string(nil), udp60k...), fmt.Sprintf("%.0fM", mbps))
+					return iperf(b, c.client, c.server, c.dst, secs, args...)
+				}
+				// Start at 90% of the median unthrottled goodput of the reps so far (one rep's
+				// unthrottled run can be an outlier on this shared machine).
+				s := sustainedRate(median(all[sc.from]).Gbps*1000*0.9, run, searchOptions{})
+				// An unthrottled run that lost no more than 1% is a sustained rate too (kernel
+				// VXLAN's sender is slower than its path).
+				if u := all[sc.from][rep]; u.LossPct <= 1 && u.Gbps > s.best.Gbps {
+					s.best, s.ok = u, true
+					b.Logf("rep %d %-26s the unthrottled run (%.2f Gbit/s, loss %.2f%%) beats the search", rep, sc.name, u.Gbps, u.LossPct)
+				}
+				all[sc.name] = append(all[sc.name], s.best)
+				for _, t := range s.trace {
+					b.Logf("rep %d %-26s offered %6.0f Mbit/s: %6.2f Gbit/s  loss %5.2f%%  %.3f cores/Gbit", rep, sc.name, t.offered, t.Gbps, t.LossPct, t.CoresPerGbps)
+				}
+				b.Logf("rep %d %-26s %6.2f Gbit/s  loss %5.2f%%  %.3f cores/Gbit (ok %v after %d runs)", rep, sc.name, s.best.Gbps, s.best.LossPct, s.best.CoresPerGbps, s.ok, len(s.trace))
+			}
 		}
 		res := map[string]iperfResult{}
 		for name, rs := range all {
@@ -210,9 +255,126 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(ratio("sclp_udp_tcp_4", "sclp_udp_tcp"), "4flows_x_1flow")
 		b.ReportMetric(ratio("sclp_udp_udp60k", "vxlan_udp60k"), "udp60k_x_vxlan")
 		b.ReportMetric(res["sclp_udp_udp60k"].LossPct, "udp60k_loss_pct")
-		b.ReportMetric(res["sclp_udp_udp60k_paced"].LossPct, "udp60k_paced_loss_pct")
-		b.ReportMetric(ratio("sclp_udp_udp60k_paced", "vxlan_udp60k"), "udp60k_paced_x_vxlan")
+		if _, ok := res["sclp_udp_udp60k_sustained"]; ok {
+			b.ReportMetric(res["sclp_udp_udp60k_sustained"].LossPct, "udp60k_sustained_loss_pct")
+			b.ReportMetric(ratio("sclp_udp_udp60k_sustained", "vxlan_udp60k_sustained"), "udp60k_sustained_x_vxlan")
+		}
 		b.ReportMetric(res["sclp_udp_tcp"].CoresPerGbps/max(res["vxlan_tcp"].CoresPerGbps, 1e-9), "cores_per_gbit_x_vxlan")
+	}
+}
+
+// searchOptions bound sustainedRate. The zero value is the benchmark's default.
+type searchOptions struct {
+	// MaxLossPct is the highest loss that still counts as sustained (default 1).
+	MaxLossPct float64
+	// Step is the factor by which the offered rate goes up after a pass and down after a
+	// failure until both are known (default 1.15).
+	Step float64
+	// Runs bounds the runs of one search (default 5).
+	Runs int
+}
+
+// tried is one run of a search: the offered rate (Mbit/s) and what it gave.
+type tried struct {
+	offered float64
+	iperfResult
+}
+
+// searchResult is the outcome of sustainedRate.
+type searchResult struct {
+	// best is the passing run with the highest delivered rate; if none passed, the run at
+	// the lowest offered rate (ok false).
+	best  iperfResult
+	ok    bool
+	trace []tried
+}
+
+// sustainedRate searches for the highest offered rate with at most MaxLossPct loss: it runs
+// at start Mbit/s, then multiplies the rate by Step after a pass and divides it by Step after
+// a failure; once a passing and a failing rate are both known it tries their geometric mean.
+// It stops after Runs runs or when the two are within 3% of each other.
+func sustainedRate(start float64, run func(mbps float64) iperfResult, o searchOptions) searchResult {
+	if o.MaxLossPct <= 0 {
+		o.MaxLossPct = 1
+	}
+	if o.Step <= 1 {
+		o.Step = 1.15
+	}
+	if o.Runs <= 0 {
+		o.Runs = 5
+	}
+	var res searchResult
+	pass, fail := 0.0, 0.0 // highest passing and lowest failing offered rate (0: unknown)
+	rate := max(start, 1)
+	lowest := -1
+	for range o.Runs {
+		r := run(rate)
+		res.trace = append(res.trace, tried{rate, r})
+		if lowest < 0 || rate < res.trace[lowest].offered {
+			lowest = len(res.trace) - 1
+		}
+		if r.LossPct <= o.MaxLossPct {
+			if !res.ok || r.Gbps > res.best.Gbps {
+				res.best, res.ok = r, true
+			}
+			pass = max(pass, rate)
+		} else if fail == 0 || rate < fail {
+			fail = rate
+		}
+		switch {
+		case pass > 0 && fail > 0:
+			if fail/pass < 1.03 {
+				return res
+			}
+			rate = math.Sqrt(pass * fail)
+		case fail > 0:
+			rate = fail / o.Step
+		default:
+			rate = pass * o.Step
+		}
+	}
+	if !res.ok {
+		res.best = res.trace[lowest].iperfResult
+	}
+	return res
+}
+
+// TestSustainedRate runs the search against a model path that carries up to capacity Mbit/s
+// and loses what is offered beyond it (and a sender that cannot offer more than its own
+// limit): the result is the highest passing rate found within the run budget.
+func TestSustainedRate(t *testing.T) {
+	path := func(capacity, sender float64, calls *int) func(float64) iperfResult {
+		return func(mbps float64) iperfResult {
+			*calls++
+			sent := min(mbps, sender)
+			got := min(sent, capacity)
+			return iperfResult{Gbps: got / 1000, LossPct: 100 * (1 - got/sent)}
+		}
+	}
+	for _, tc := range []struct {
+		name                   string
+		start, capacity, limit float64
+		wantMin, wantMax       float64 // Gbit/s
+		wantOK                 bool
+	}{
+		{"below capacity: steps up, then bisects", 5000, 6000, 1e9, 5.7, 6.0, true},
+		{"above capacity: steps down", 8000, 6000, 1e9, 5.2, 6.0, true},
+		{"sender-bound (no loss at any rate)", 1500, 1e9, 1650, 1.65, 1.65, true},
+		{"never passes: lowest offered run", 8000, 100, 1e9, 0.1, 0.1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			r := sustainedRate(tc.start, path(tc.capacity, tc.limit, &calls), searchOptions{})
+			if calls > 5 || len(r.trace) != calls {
+				t.Fatalf("%d runs (trace %d), want at most 5", calls, len(r.trace))
+			}
+			if r.ok != tc.wantOK || r.best.Gbps < tc.wantMin || r.best.Gbps > tc.wantMax {
+				t.Fatalf("best %.3f Gbit/s ok %v, want %.2f-%.2f ok %v (trace %v)", r.best.Gbps, r.ok, tc.wantMin, tc.wantMax, tc.wantOK, r.trace)
+			}
+			if r.ok && r.best.LossPct > 1 {
+				t.Fatalf("best run lost %.2f%%", r.best.LossPct)
+			}
+		})
 	}
 }
 

@@ -45,6 +45,10 @@ type Config struct {
 	MicroLimit time.Duration
 	// Quick is true for BENCH_QUICK=1.
 	Quick bool
+	// SearchRuns bounds the runs of the sustained-rate search (RateSearch) of every model at
+	// each UDP point whose datagram size is in SearchSizes (0: no search).
+	SearchRuns  int
+	SearchSizes []int
 }
 
 // TCP write sizes of the full sweep (the paper's Fig. 8 axis: 64 B to 64 KB).
@@ -56,7 +60,7 @@ var fullUDPSizes = []int{1024, 8192, 60000}
 // FullConfig is the default run (about 20 minutes).
 func FullConfig() Config {
 	c := Config{Models: AllModels(), Runs: 3, Duration: 3 * time.Second, OutDir: "bench-results",
-		MicroBenchtime: "1s", MicroLimit: 4 * time.Minute}
+		MicroBenchtime: "1s", MicroLimit: 4 * time.Minute, SearchRuns: 4, SearchSizes: fullUDPSizes}
 	for _, s := range fullSizes {
 		c.Points = append(c.Points, Point{TCP, 1, s})
 	}
@@ -72,13 +76,14 @@ func FullConfig() Config {
 // QuickConfig is BENCH_QUICK=1: a few points, one run of 3 s.
 func QuickConfig() Config {
 	c := Config{Models: AllModels(), Runs: 1, Duration: 3 * time.Second, OutDir: "bench-results",
-		MicroBenchtime: "200ms", MicroLimit: 2 * time.Minute, Quick: true}
+		MicroBenchtime: "200ms", MicroLimit: 2 * time.Minute, Quick: true, SearchRuns: 2, SearchSizes: []int{60000}}
 	c.Points = []Point{{TCP, 1, 1024}, {TCP, 1, 65536}, {TCP, 4, 65536}, {UDP, 1, 1024}, {UDP, 1, 60000}}
 	return c
 }
 
 // ConfigFromEnv builds the configuration from BENCH_QUICK, BENCH_MODELS, BENCH_RUNS,
-// BENCH_SECS, BENCH_OUT and BENCH_MICRO (a -benchtime, or "off").
+// BENCH_SECS, BENCH_OUT, BENCH_MICRO (a -benchtime, or "off") and BENCH_SEARCH (runs of each
+// sustained-rate search, 0 for none).
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := FullConfig()
 	if v := getenv("BENCH_QUICK"); v != "" && v != "0" {
@@ -111,6 +116,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("BENCH_SECS: %q is not a whole number of seconds >= 1 (iperf3 -t)", v)
 		}
 		c.Duration = time.Duration(n) * time.Second
+	}
+	if v := getenv("BENCH_SEARCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("BENCH_SEARCH: %q is not a number of runs >= 0", v)
+		}
+		c.SearchRuns = n
 	}
 	if v := getenv("BENCH_OUT"); v != "" {
 		c.OutDir = v

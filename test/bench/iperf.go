@@ -139,10 +139,20 @@ func ParseIperf(out []byte, proto Proto) (IperfResult, error) {
 // UDP runs unthrottled (-b 0: the highest rate) with 4 MB socket buffers; TCP writes p.WriteBytes
 // per call.
 func IperfArgs(server string, p Point, secs float64) []string {
+	return IperfArgsAt(server, p, secs, 0)
+}
+
+// IperfArgsAt is IperfArgs with UDP offered at mbps Mbit/s (iperf3 -b) instead of unthrottled
+// when mbps > 0: a run of a sustained-rate search (RateSearch).
+func IperfArgsAt(server string, p Point, secs, mbps float64) []string {
 	args := []string{"iperf3", "-c", server, "-J", "-i", "0", "-t", strconv.Itoa(max(int(secs+0.5), 1)),
 		"-l", strconv.Itoa(p.WriteBytes), "-P", strconv.Itoa(p.Flows), "--connect-timeout", "3000"}
 	if p.Proto == UDP {
-		args = append(args, "-u", "-b", "0", "-w", "4M")
+		rate := "0"
+		if mbps > 0 {
+			rate = strconv.FormatFloat(mbps, 'f', 0, 64) + "M"
+		}
+		args = append(args, "-u", "-b", rate, "-w", "4M")
 	}
 	return args
 }

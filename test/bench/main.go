@@ -53,8 +53,8 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Fprintf(os.Stderr, "bench: %d models × %d points × %d run(s) of %v; log in %s\n",
-		len(cfg.Models), len(cfg.Points), cfg.Runs, cfg.Duration, logPath)
+	fmt.Fprintf(os.Stderr, "bench: %d models × %d points × %d run(s) of %v, sustained-rate searches up to %v; log in %s\n",
+		len(cfg.Models), len(cfg.Points), cfg.Runs, cfg.Duration, searchDuration(cfg), logPath)
 	rep := Measure(ctx, cfg, ui)
 	for _, m := range rep.Models {
 		if err := rep.BuildErrs[m.Name]; err != nil {

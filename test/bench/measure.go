@@ -75,12 +75,17 @@ func tcpListens(procNetTCP string, port int) bool {
 // Measure runs one iperf3 client in VM1 toward a one-off server in VM2 at point p and reads
 // the counters around it. A failure is returned in Sample.Err.
 func (e *Env) Measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration) Sample {
+	return e.MeasureAt(ctx, tb, p, d, 0)
+}
+
+// MeasureAt is Measure with a UDP point offered at mbps Mbit/s (0: unthrottled).
+func (e *Env) MeasureAt(ctx context.Context, tb testbed.TB, p Point, d time.Duration, mbps float64) Sample {
 	s := Sample{Model: e.Model.Name, Point: p}
-	s.Err = e.measure(ctx, tb, p, d, &s)
+	s.Err = e.measure(ctx, tb, p, d, mbps, &s)
 	return s
 }
 
-func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration, s *Sample) error {
+func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration, mbps float64, s *Sample) error {
 	srv, err := e.startServer(tb)
 	if err != nil {
 		return err
@@ -99,7 +104,7 @@ func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Durati
 	t0 := procTicks(extra)
 	cctx, cancel := context.WithTimeout(ctx, d+20*time.Second)
 	defer cancel()
-	cmd := e.VMs[0].CommandContext(cctx, IperfArgs(e.ServerIP.String(), p, d.Seconds())...)
+	cmd := e.VMs[0].CommandContext(cctx, IperfArgsAt(e.ServerIP.String(), p, d.Seconds(), mbps)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, runErr := cmd.Output()

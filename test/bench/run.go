@@ -25,6 +25,8 @@ type Report struct {
 	Samples   []Sample
 	Rows      []Row
 	Micro     []MicroResult
+	// Sustained holds the sustained-rate searches of the UDP points (Config.SearchRuns).
+	Sustained []Sustained
 	// Interrupted is set when a signal cut the run short.
 	Interrupted bool
 }
@@ -95,6 +97,10 @@ func Measure(ctx context.Context, cfg Config, ui UI) *Report {
 		}
 	}
 	_ = bar.Finish()
+	rep.Rows = Aggregate(rep.Samples, cfg.Models, cfg.Points)
+	if cfg.SearchRuns > 0 && ctx.Err() == nil {
+		rep.Sustained = searchSustained(ctx, r, cfg, envs, rep.Rows, ui)
+	}
 	rep.Interrupted = ctx.Err() != nil
 	for name, err := range rep.BuildErrs {
 		for _, p := range cfg.Points {
@@ -131,6 +137,9 @@ func WriteOutputs(rep *Report) ([]string, error) {
 		paths = append(paths, p)
 	}
 	write("results.csv", func(w io.Writer) error { return WriteCSV(w, rep.Rows) })
+	if len(rep.Sustained) > 0 {
+		write("sustained.csv", func(w io.Writer) error { return WriteSustainedCSV(w, rep.Sustained) })
+	}
 	write("micro.csv", func(w io.Writer) error { return WriteMicroCSV(w, rep.Micro) })
 	write("summary.md", func(w io.Writer) error { return WriteSummary(w, rep) })
 	pp, err := WritePlots(dir, rep.Rows)

@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 	testbed.RequireRoot(t)
 	before := benchNamespaces(t)
 	cfg := Config{Models: []string{"noencap", "vxlan", "sclp-udp"}, Runs: 1, Duration: time.Second,
-		Points: []Point{{TCP, 1, 65536}, {UDP, 1, 1024}}, OutDir: t.TempDir()}
+		Points: []Point{{TCP, 1, 65536}, {UDP, 1, 1024}}, OutDir: t.TempDir(), SearchRuns: 2, SearchSizes: []int{1024}}
 	rep := Measure(context.Background(), cfg, UI{Log: t.Logf})
 	if len(rep.Rows) != len(cfg.Models)*len(cfg.Points) {
 		t.Fatalf("%d rows, want %d: %+v", len(rep.Rows), len(cfg.Models)*len(cfg.Points), rep.Rows)
@@ -69,10 +69,30 @@ func TestSmoke(t *testing.T) {
 				r.Model, r.Point, r.WireFrameBytes)
 		}
 	}
+	// Every model measured at the UDP point was searched for its sustained rate, with offered
+	// rates actually applied (iperf3 -b) and a passing result within the loss limit.
+	udpOK := 0
+	for _, r := range rep.Rows {
+		if r.OK() && r.Point.Proto == UDP {
+			udpOK++
+		}
+	}
+	if len(rep.Sustained) != udpOK {
+		t.Errorf("%d sustained-rate searches, want %d", len(rep.Sustained), udpOK)
+	}
+	for _, s := range rep.Sustained {
+		t.Logf("%s %s sustained: %s (%d runs)", s.Model, s.Point, sustainedCell(s), len(s.Trace))
+		if len(s.Trace) == 0 || len(s.Trace) > cfg.SearchRuns || s.Err != "" {
+			t.Errorf("%s: %d runs, error %q", s.Model, len(s.Trace), s.Err)
+		}
+		if s.OK && (s.Best.Sample.LossPct > MaxSustainedLossPct || s.Best.Sample.Gbps <= 0) {
+			t.Errorf("%s: sustained result %+v", s.Model, s.Best.Sample)
+		}
+	}
 	if _, err := WriteOutputs(rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"results.csv", "summary.md", PlotFiles[0]} {
+	for _, f := range []string{"results.csv", "sustained.csv", "summary.md", PlotFiles[0]} {
 		if st, err := os.Stat(filepath.Join(cfg.OutDir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)
 		}

@@ -71,6 +71,7 @@ func WriteSummary(w io.Writer, rep *Report) error {
 	b.WriteString("| ovs-stt, nvgre | – | not measurable here: no STT implementation anywhere on this platform (OVS 3.1 userspace has none, the kernel module is absent); OVS has no NVGRE | not run |\n")
 	ix := indexRows(rep.Rows)
 	writeThroughput(&b, rep, ix)
+	writeSustained(&b, rep)
 	writeRatios(&b, rep, ix)
 	writeMergeCPU(&b, rep, ix)
 	writeFailures(&b, rep)

@@ -253,12 +253,12 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("full TCP sizes %v do not span 64 B to 64 KB", sizes)
 	}
 	q, err := ConfigFromEnv(env(map[string]string{"BENCH_QUICK": "1", "BENCH_MODELS": "vxlan, sclp-udp",
-		"BENCH_SECS": "2", "BENCH_RUNS": "2", "BENCH_MICRO": "off", "BENCH_OUT": "/x"}))
+		"BENCH_SECS": "2", "BENCH_RUNS": "2", "BENCH_MICRO": "off", "BENCH_OUT": "/x", "BENCH_SEARCH": "3"}))
 	if err != nil || !q.Quick || len(q.Models) != 2 || q.Models[1] != "sclp-udp" || q.Duration != 2*time.Second ||
-		q.Runs != 2 || q.MicroBenchtime != "" || q.OutDir != "/x" {
+		q.Runs != 2 || q.MicroBenchtime != "" || q.OutDir != "/x" || q.SearchRuns != 3 {
 		t.Errorf("quick: %+v %v", q, err)
 	}
-	for _, bad := range []map[string]string{{"BENCH_MODELS": "stt"}, {"BENCH_SECS": "0.5"}, {"BENCH_RUNS": "0"}} {
+	for _, bad := range []map[string]string{{"BENCH_MODELS": "stt"}, {"BENCH_SECS": "0.5"}, {"BENCH_RUNS": "0"}, {"BENCH_SEARCH": "-1"}} {
 		if _, err := ConfigFromEnv(env(bad)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
@@ -376,5 +376,109 @@ func TestParseIperfServer(t *testing.T) {
 	}
 	if (ServerResult{Bytes: 1}).Gbps() != 0 {
 		t.Error("zero seconds gave a rate")
+	}
+}
+
+// pathModel is a UDP path that carries up to capacity Mbit/s and loses what is offered beyond
+// it, behind a sender that cannot offer more than sender Mbit/s.
+func pathModel(capacity, sender float64) func(float64) Sample {
+	return func(mbps float64) Sample {
+		sent := min(mbps, sender)
+		got := min(sent, capacity)
+		return Sample{Gbps: got / 1000, LossPct: 100 * (1 - got/sent)}
+	}
+}
+
+func TestRateSearch(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		start, capacity, sender float64
+		runs                    int
+		wantMin, wantMax        float64 // Gbit/s of the result
+		wantOK                  bool
+	}{
+		{"below capacity: steps up, then bisects", 5000, 6000, 1e9, 5, 5.7, 6.0, true},
+		{"above capacity: steps down", 8000, 6000, 1e9, 5, 5.2, 6.0, true},
+		{"sender-bound: no loss at any rate", 1500, 1e9, 1650, 5, 1.65, 1.65, true},
+		{"never passes: the lowest offered run", 8000, 100, 1e9, 4, 0.1, 0.1, false},
+		{"two runs", 5000, 6000, 1e9, 2, 5.75, 5.75, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &RateSearch{StartMbps: tc.start, Runs: tc.runs}
+			run := pathModel(tc.capacity, tc.sender)
+			n := 0
+			for {
+				mbps, ok := s.Next()
+				if !ok {
+					break
+				}
+				if n++; n > tc.runs {
+					t.Fatalf("more than %d runs", tc.runs)
+				}
+				s.Record(mbps, run(mbps))
+			}
+			best, ok := s.Result()
+			if ok != tc.wantOK || best.Sample.Gbps < tc.wantMin || best.Sample.Gbps > tc.wantMax {
+				t.Fatalf("best %.3f Gbit/s at %.0f ok %v, want %.2f-%.2f ok %v (trace %+v)", best.Sample.Gbps,
+					best.OfferedMbps, ok, tc.wantMin, tc.wantMax, tc.wantOK, s.trace)
+			}
+			if ok && best.Sample.LossPct > MaxSustainedLossPct {
+				t.Fatalf("best run lost %.2f%%", best.Sample.LossPct)
+			}
+		})
+	}
+	t.Run("a failed run ends the search", func(t *testing.T) {
+		s := &RateSearch{StartMbps: 1000, Runs: 5}
+		mbps, _ := s.Next()
+		s.Record(mbps, Sample{Err: errors.New("iperf3 failed")})
+		if _, ok := s.Next(); ok {
+			t.Fatal("search went on after a failed run")
+		}
+		if best, ok := s.Result(); ok || best.OfferedMbps != 0 {
+			t.Fatalf("result %+v ok %v from a failed run", best, ok)
+		}
+	})
+}
+
+func TestIperfArgsAt(t *testing.T) {
+	got := strings.Join(IperfArgsAt("10.0.0.2", Point{UDP, 1, 60000}, 3, 5432.4), " ")
+	if !strings.HasSuffix(got, "-u -b 5432M -w 4M") {
+		t.Errorf("got %s", got)
+	}
+	if got := strings.Join(IperfArgsAt("x", Point{TCP, 1, 65536}, 3, 1000), " "); strings.Contains(got, "-b") {
+		t.Errorf("TCP got a rate: %s", got)
+	}
+}
+
+func TestSustainedSummaryAndCSV(t *testing.T) {
+	rep := fakeReport(t)
+	p := Point{UDP, 1, 60000}
+	mk := func(m string, gbps, loss float64, ok bool) Sustained {
+		tr := Trial{OfferedMbps: gbps * 1100, Sample: Sample{Model: m, Point: p, Gbps: gbps, LossPct: loss, CPUCores: 1}}
+		return Sustained{Model: m, Point: p, Best: tr, OK: ok, Trace: []Trial{tr}}
+	}
+	rep.Config.SearchRuns = 4
+	rep.Sustained = []Sustained{mk("noencap", 2, 0, true), mk("vxlan", 1.5, 0.2, true), mk("sclp-udp", 6, 0.5, true),
+		mk("sclp-nomerge", 1, 30, false)}
+	var buf bytes.Buffer
+	if err := WriteSummary(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	for _, want := range []string{
+		"## UDP at the rate the path sustains",
+		"| 60000 | 2.00 (0.0%) at 2.20G | 1.50 (0.2%) at 1.65G | – | 6.00 (0.5%) at 6.60G | none <= 1% (30.0% at 1.10G) |",
+		"| udp 1×60000 sustained | 4.00x | 3.00x | – | – |", // sclp-udp / vxlan, / noencap; sclp-nomerge never passed
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	buf.Reset()
+	if err := WriteSustainedCSV(&buf, rep.Sustained); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "sclp-udp,udp,1,60000,yes,6600,6.000,0.500,1.000,0.167,1,6600:6.000:0.50,") {
+		t.Errorf("sustained.csv:\n%s", buf.String())
 	}
 }
