@@ -54,6 +54,9 @@ type bedOptions struct {
 	ExtraHosts int
 	// Reassembly configures the fallback's reassembler (default sclp.DefaultConfig()).
 	Reassembly *sclp.Config
+	// RingSize is the exceptions ring buffer's size in bytes (default 4 MiB, a quarter of
+	// DefaultRingSize).
+	RingSize uint32
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -118,6 +121,9 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-test-"+h.Name)
 		t.Cleanup(func() { os.RemoveAll(root) })
 		mo := ManagerOptions{PinRoot: root, NetNS: "/run/netns/" + h.Name, RingSize: 1 << 22, forceLegacy: o.Legacy}
+		if o.RingSize != 0 {
+			mo.RingSize = o.RingSize
+		}
 		if o.NoCsumFix {
 			mo.specHook = func(s *ebpf.CollectionSpec) error {
 				return s.Variables[bpf.VarNoCsumFix].Set(uint32(1))
