@@ -67,10 +67,11 @@ const (
 	DropDuplicate
 	// DropTimeout: a partial message (first segment seen) not completed within the timeout.
 	DropTimeout
-	// DropOverLimit: a piece that cannot be held within the caps even after eviction, a
-	// message larger than MaxMessageLen, or a piece that would exceed MaxPieces holes.
+	// DropOverLimit: a piece that would start a new partial message its peer has no room for
+	// under the caps (refused, see Reassembler), a message larger than MaxMessageLen, or a
+	// piece that would exceed MaxPieces holes.
 	DropOverLimit
-	// DropEvicted: a partial message evicted to make room under the caps.
+	// DropEvicted: a partial message evicted to make room under the caps (see Reassembler).
 	DropEvicted
 	// NumDropReasons is the number of drop reasons including DropNone.
 	NumDropReasons
