@@ -36,7 +36,7 @@ const (
 //     opens messages (a flood of first segments) costs two map lookups per segment once
 //     full, plus at most the spare evictions; a peer that mixes both gets at most 4
 //     evictions per message it completes. The trade-off: a peer whose cap is full of stale
-//     messages and more than 80% of whose messages lose a segment (5% segment loss with
+//     messages and more than 80% of whose messages lose a segment (3.5% segment loss with
 //     45-segment messages) gets only part of its new messages admitted (those the spare
 //     evictions and the credit of their completions pay for), where an evictor would have
 //     admitted all of them.
