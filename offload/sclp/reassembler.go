@@ -259,8 +259,8 @@ func (r *Reassembler) complete(e *entry) Message {
 
 // NoteCompleted tells the reassembler that a message from src was completed without it (a
 // zero-copy delivery of a run that arrived whole), which earns src the same eviction credit
-// as a message the reassembler completes (see Reassembler). It costs a map lookup, and
-// nothing while no partial message is held.
+// as a message the reassembler completes (see Reassembler). It costs one map lookup (none
+// while the reassembler tracks no peer).
 func (r *Reassembler) NoteCompleted(src netip.Addr) {
 	if len(r.peers) == 0 {
 		return
