@@ -189,7 +189,11 @@ func BenchmarkThroughput(b *testing.B) {
 				if pace := os.Getenv("PACE"); pace != "" && !slices.Contains(args, "-u") {
 					args = append(slices.Clone(args), "-b", pace) // TCP at a fixed rate: compare CPU per Gbit/s
 				}
+				w0 := workerCounts(sc)
 				r := iperf(b, c.client, c.server, c.dst, secs, args...)
+				if strings.HasPrefix(c.name, "sclp_udp_tcp") {
+					b.Logf("rep %d %-22s %s", rep, c.name, workerCounts(sc).since(w0))
+				}
 				if c.gsoMax > 0 {
 					sc.vms[0].MustRun(b, "ip", "link", "set", "dev", sc.vms[0].Dev, "gso_max_size", "65536")
 				}
@@ -212,7 +216,11 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 				run := func(mbps float64) iperfResult {
 					args := append(append([]string(nil), udp60k...), fmt.Sprintf("%.0fM", mbps))
-					return iperf(b, c.client, c.server, c.dst, secs, args...)
+					d0 := lossPlaces(b, jumbo, c.server)
+					r := iperf(b, c.client, c.server, c.dst, secs, args...)
+					d1 := lossPlaces(b, jumbo, c.server)
+					b.Logf("rep %d %-26s offered %6.0f Mbit/s: drops: %s", rep, sc.name, mbps, d1.since(d0, sc.from == "sclp_udp_udp60k"))
+					return r
 				}
 				// Start at 90% of the median unthrottled goodput of the reps so far (one rep's
 				// unthrottled run can be an outlier on this shared machine).
@@ -376,6 +384,83 @@ func TestSustainedRate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// drops counts where a UDP datagram can be lost on its way: at the sending tunnel port's
+// packet socket (frames the sclp transmit workers did not read in time), at the receiving
+// datapath's UDP sockets (GRO batches), and at the receiving VM (its UDP sockets' receive
+// buffer, IP reassembly of kernel VXLAN's fragments).
+type drops struct {
+	txSocket, rxSocket, vmRcvbuf, vmReasmFails uint64
+}
+
+// lossPlaces reads the drop counters of the jumbo sclp pair and of the VM in server.
+func lossPlaces(tb testing.TB, jumbo *pair, server *testbed.NS) drops {
+	var d drops
+	d.txSocket = jumbo.dps[0].Stats().Ports["sclp0"].TxSocketDrops
+	d.rxSocket = jumbo.dps[1].Stats().RxSocketDrops
+	out, err := server.Command("cat", "/proc/net/snmp").Output()
+	if err != nil {
+		tb.Fatalf("read snmp: %v", err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		if names == nil || names[0] != f[0] {
+			names = f
+			continue
+		}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			switch names[0] + names[i] {
+			case "Udp:RcvbufErrors":
+				d.vmRcvbuf = v
+			case "Ip:ReasmFails":
+				d.vmReasmFails = v
+			}
+		}
+		names = nil
+	}
+	return d
+}
+
+// since formats the counters' growth since d0 (the sclp datapath's only when sclp).
+func (d drops) since(d0 drops, sclp bool) string {
+	s := fmt.Sprintf("receiving VM: udp rcvbuf %d, ip reassembly fails %d", d.vmRcvbuf-d0.vmRcvbuf, d.vmReasmFails-d0.vmReasmFails)
+	if sclp {
+		s += fmt.Sprintf("; sclp: tunnel-port socket %d frames, receive sockets %d GRO batches", d.txSocket-d0.txSocket, d.rxSocket-d0.rxSocket)
+	}
+	return s
+}
+
+// workers is a snapshot of the tcp pair's per-worker counters: how the flows spread.
+type workers struct {
+	tx, rx   []uint64 // data direction: frames per transmit worker, segments per receive worker
+	revFrame uint64   // reverse direction (ACKs): frames the receiving host sent back
+}
+
+func workerCounts(p *pair) workers {
+	return workers{tx: slices.Clone(p.dps[0].Stats().Ports["sclp0"].TxFramesPerWorker),
+		rx: slices.Clone(p.dps[1].Stats().RxSegmentsPerWorker), revFrame: p.dps[1].Stats().Ports["sclp1"].TxFrames}
+}
+
+// since formats the growth since w0.
+func (w workers) since(w0 workers) string {
+	d := func(a, b []uint64) []uint64 {
+		out := make([]uint64, len(a))
+		for i := range a {
+			out[i] = a[i]
+			if i < len(b) {
+				out[i] -= b[i]
+			}
+		}
+		return out
+	}
+	return fmt.Sprintf("frames per transmit worker %v, segments per receive worker %v, reverse-direction frames %d",
+		d(w.tx, w0.tx), d(w.rx, w0.rx), w.revFrame-w0.revFrame)
 }
 
 // median returns the run with the median rate.
