@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,12 @@ type ImpairConfig struct {
 	Drop, Duplicate, Reorder Pick
 	// OneWay impairs only AtoB; BtoA frames are relayed untouched (and not numbered).
 	OneWay bool
+	// Unpinned lets the relays run on any CPU. By default each direction's relay runs on its
+	// own locked OS thread pinned to one CPU (a->b on CPU 0, b->a on CPU 1 if there is one),
+	// as a NIC queue's interrupt is: every frame of a direction enters the far host's receive
+	// path on one CPU, which per-CPU receive state (the rx program's merge slot) relies on.
+	// Unpinned, a relay that migrates mid-message splits a message across CPUs.
+	Unpinned bool
 	// OnFrame, if set, is called for every matched frame with its direction, number and
 	// action, from the relay goroutine of that direction, before the frame is relayed. The
 	// frame is only valid during the call. It must not block for long.
@@ -270,6 +277,14 @@ func (im *Impairer) stop() {
 // takes effect within that.
 func (im *Impairer) relay(d Direction) {
 	defer im.wg.Done()
+	if !im.cfg.Unpinned {
+		// The goroutine exits with its thread locked, so the runtime discards the thread and
+		// its affinity never reaches other goroutines.
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(int(d) % runtime.NumCPU())
+		_ = unix.SchedSetaffinity(0, &set)
+	}
 	from, to := im.fds[d], im.fds[1-d]
 	c := &im.dirs[d]
 	buf := make([]byte, 65536)
