@@ -13,6 +13,8 @@
 //	Link        a veth pair between two namespaces (created inside them, never in the root ns)
 //	NewHosts    N "hosts" on one underlay: a veth pair for 2, a bridge in a "switch" ns for 3+
 //	NewVM       a "VM" namespace attached to a host by a veth pair whose host end is left free
+//	NewImpairedHosts  two hosts joined through a relay namespace that deterministically drops,
+//	            duplicates or reorders chosen tunnel packets (SCLP in IP or in UDP)
 //	StartOVS    a private ovsdb-server + ovs-vswitchd (userspace datapath) inside a namespace
 //	NewRunner   a TB for programs that are not tests (demo, bench harness)
 //
