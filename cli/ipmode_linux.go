@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"path/filepath"
 	"strings"
@@ -152,9 +153,14 @@ func (d *ipDatapath) Close() error {
 	return d.m.Close()
 }
 
-// PortStats reports the mode=ip datapath's counters (they are per host, not per port).
+// PortStats reports the mode=ip datapath's counters: the port's and its peer's (BPF per-port
+// and per-peer maps) and the host's (prefixed host_).
 func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 	s, err := d.m.Stats()
+	if err != nil {
+		return nil, err
+	}
+	pp, err := d.m.PortPeerStats()
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +168,9 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 	spec := d.spec[name]
 	d.mu.Unlock()
 	out := hostCounters(s, d.pipe.Stats())
+	if c, ok := pp.Ports[name]; ok {
+		maps.Copy(out, portCounters(c, pp.Peers[pp.PortPeer[name]]))
+	}
 	// The ids of the programs attached for this port (tx on the datapath-side veth, rx on
 	// the underlay), from the pinned TCX links.
 	for kind, dev := range map[string]string{"tx": spec.PeerName, "rx": spec.Device} {
@@ -170,6 +179,20 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// portCounters are the BPF per-port counters of a port and the receive counters of its peer
+// that show and stats print (frames the userspace fallback injects are per host).
+func portCounters(c bpf.PortCounters, p bpf.PeerCounters) map[string]uint64 {
+	var drops uint64
+	for _, v := range c.TxDrops {
+		drops += v
+	}
+	return map[string]uint64{
+		"tx_messages": c.TxMessages, "tx_segments": c.TxSegments, "tx_bytes": c.TxBytes, "tx_drops": drops,
+		"rx_frames_bpf": c.RxFrames, "rx_frame_bytes_bpf": c.RxFrameBytes, "rx_merged_bpf": c.RxMerged,
+		"peer_rx_segments": p.RxSegments, "peer_rx_bytes": p.RxBytes,
+	}
 }
 
 // hostCounters are the per-host counters of mode=ip that show and stats print for each port.
@@ -207,6 +230,10 @@ func (d *ipDatapath) progID(kind, dev string) (uint64, bool) {
 
 // Stats returns the BPF counters (controller/metrics reads them as the mode=ip source).
 func (d *ipDatapath) Stats() (bpf.Stats, error) { return d.m.Stats() }
+
+// PortPeerStats returns the BPF counters per tunnel port and per peer (controller/metrics
+// labels the mode=ip series with them).
+func (d *ipDatapath) PortPeerStats() (offload.PortPeerStats, error) { return d.m.PortPeerStats() }
 
 // FallbackStats returns the userspace finish's counters.
 func (d *ipDatapath) FallbackStats() fallback.Stats { return d.pipe.Stats() }

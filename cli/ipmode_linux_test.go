@@ -51,3 +51,22 @@ func TestHostCounters(t *testing.T) {
 		t.Errorf("BPF drop counters %#x, summed %#x", drops, txDrops|rxDrops)
 	}
 }
+
+// TestPortCounters: the per-port counters that show and stats print, every tx drop reason
+// in the drop sum once.
+func TestPortCounters(t *testing.T) {
+	var c bpf.PortCounters
+	c.TxMessages, c.TxSegments, c.TxBytes, c.RxFrames, c.RxFrameBytes, c.RxMerged = 1, 2, 3, 4, 5, 6
+	var want uint64
+	for i := range c.TxDrops {
+		c.TxDrops[i] = 1 << (8 + i)
+		want |= c.TxDrops[i]
+	}
+	got := portCounters(c, bpf.PeerCounters{RxSegments: 7, RxBytes: 8})
+	for k, v := range map[string]uint64{"tx_messages": 1, "tx_segments": 2, "tx_bytes": 3, "tx_drops": want,
+		"rx_frames_bpf": 4, "rx_frame_bytes_bpf": 5, "rx_merged_bpf": 6, "peer_rx_segments": 7, "peer_rx_bytes": 8} {
+		if got[k] != v {
+			t.Errorf("%s = %#x, want %#x", k, got[k], v)
+		}
+	}
+}

@@ -253,6 +253,49 @@ func (m *Manager) pruneMaps() error {
 			_ = m.detach(name)
 		}
 	}
+	return m.pruneCounters(wantTx, wantPeers)
+}
+
+// pruneCounters makes the per-port and per-peer counter maps hold exactly the unattributed
+// buckets and the entries of the adopted ports and peers (existing counters are kept; maps
+// pinned by an older version get their entries here).
+func (m *Manager) pruneCounters(ports map[uint32]bool, peers map[uint32]uint32) error {
+	for _, c := range []struct {
+		name string
+		want func(uint32) bool
+	}{
+		{bpf.MapPortStats, func(k uint32) bool { return ports[k] }},
+		{bpf.MapPeerStats, func(k uint32) bool { return peers[k] > 0 }},
+	} {
+		mp := m.bpfMap(c.name)
+		var (
+			prev  any
+			k     uint32
+			stale []uint32
+		)
+		for mp.NextKey(prev, &k) == nil {
+			if k != bpf.UnattributedKey && !c.want(k) {
+				stale = append(stale, k)
+			}
+			prev = k
+		}
+		for _, k := range stale {
+			_ = mp.Delete(k)
+		}
+		if err := bpf.AddCounters(mp, bpf.UnattributedKey); err != nil {
+			return fmt.Errorf("adopt: %w", err)
+		}
+	}
+	for k := range ports {
+		if err := bpf.AddCounters(m.bpfMap(bpf.MapPortStats), k); err != nil {
+			return fmt.Errorf("adopt: %w", err)
+		}
+	}
+	for k := range peers {
+		if err := bpf.AddCounters(m.bpfMap(bpf.MapPeerStats), k); err != nil {
+			return fmt.Errorf("adopt: %w", err)
+		}
+	}
 	return nil
 }
 

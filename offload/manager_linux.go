@@ -126,6 +126,35 @@ func (m *Manager) Stats() (Stats, error) {
 	return bpf.ReadStats(m.bpfMap(bpf.MapStats))
 }
 
+// PortPeerStats returns the per-port and per-peer counters (pinned maps, so they survive
+// manager restarts; a port's counters start at zero when it is added). Entries of ports or
+// peers the manager does not carry are left out.
+func (m *Manager) PortPeerStats() (PortPeerStats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return PortPeerStats{}, ErrClosed
+	}
+	ports, err := bpf.ReadPortCounters(m.bpfMap(bpf.MapPortStats))
+	if err != nil {
+		return PortPeerStats{}, err
+	}
+	peers, err := bpf.ReadPeerCounters(m.bpfMap(bpf.MapPeerStats))
+	if err != nil {
+		return PortPeerStats{}, err
+	}
+	out := PortPeerStats{Ports: make(map[string]bpf.PortCounters, len(m.ports)), PortPeer: make(map[string]netip.Addr, len(m.ports)),
+		Peers: map[netip.Addr]bpf.PeerCounters{}, UnattributedPort: ports[bpf.UnattributedKey], UnattributedPeer: peers[bpf.UnattributedKey]}
+	for name, st := range m.ports {
+		out.Ports[name] = ports[uint32(st.dev)]
+		out.PortPeer[name] = st.spec.Peer
+		if c, ok := peers[be32(st.spec.Peer)]; ok {
+			out.Peers[st.spec.Peer] = c
+		}
+	}
+	return out, nil
+}
+
 // Ports returns the specs of the ports the manager carries, sorted by name.
 func (m *Manager) Ports() []PortSpec {
 	m.mu.Lock()
@@ -222,6 +251,10 @@ func (m *Manager) writeMaps(st *portState, tx bpf.SclpTxPort) error {
 	if st.spec.MTU+18+8 > int(tx.Mss) {
 		rx.Flags |= bpf.RxFlagMerge
 	}
+	// Counters first, so that the port's first frame is counted against it.
+	if err := bpf.AddCounters(m.bpfMap(bpf.MapPortStats), key); err != nil {
+		return fmt.Errorf("port %s: %w", st.spec.Name, err)
+	}
 	if err := m.bpfMap(bpf.MapTxPorts).Put(key, tx); err != nil {
 		return fmt.Errorf("write tx port %s: %w", st.spec.Name, err)
 	}
@@ -251,7 +284,14 @@ func (m *Manager) setPeer(peer netip.Addr, users uint32) error {
 		if err := pm.Delete(be32(peer)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete peer %v: %w", peer, err)
 		}
+		if err := m.bpfMap(bpf.MapPeerStats).Delete(be32(peer)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete peer counters %v: %w", peer, err)
+		}
 		return nil
+	}
+	// Counters first: the rx program counts a known peer's segments from its first one.
+	if err := bpf.AddCounters(m.bpfMap(bpf.MapPeerStats), be32(peer)); err != nil {
+		return fmt.Errorf("peer %v: %w", peer, err)
 	}
 	if err := pm.Put(be32(peer), users); err != nil {
 		return fmt.Errorf("write peer %v: %w", peer, err)
@@ -280,7 +320,7 @@ func (m *Manager) RemovePort(ctx context.Context, name string) error {
 func (m *Manager) remove(st *portState) error {
 	var errs []error
 	key := uint32(st.dev)
-	for _, mp := range []string{bpf.MapTxPorts, bpf.MapPortMeta} {
+	for _, mp := range []string{bpf.MapTxPorts, bpf.MapPortMeta, bpf.MapPortStats} {
 		if err := m.bpfMap(mp).Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("delete %s entry: %w", mp, err))
 		}

@@ -2,31 +2,49 @@ package metrics
 
 import (
 	"fmt"
+	"net/netip"
+	"sort"
 	"strings"
 
+	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/fallback"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
 
-// FromBPF converts the tc-eBPF datapath's counters (mode=ip; one per-CPU map summed over
-// CPUs, not per port) to DatapathStats. Frames the rx program delivers itself (single-segment
-// messages, and multi-segment messages it merged) count as path="kernel"; exceptions are
-// exported for every ring reason (bpf.Reason names); drop counters
-// become Drops by direction and reason (the counter name without its "tx_drop_"/"rx_drop_"
-// prefix; rx_ring_full is reason "ring_full").
-func FromBPF(s bpf.Stats) DatapathStats {
+// FromBPF converts the tc-eBPF datapath's host counters (mode=ip; one per-CPU map summed
+// over CPUs, not per port) to DatapathStats. Frames the rx program delivers itself
+// (single-segment messages, and multi-segment messages it merged) count as path="kernel";
+// exceptions are exported for every ring reason (bpf.Reason names); drop counters become
+// Drops by direction and reason (the counter name without its "tx_drop_"/"rx_drop_" prefix;
+// rx_ring_full is reason "ring_full"). FromBPFPorts is the same with the counters that the
+// datapath also keeps per port and peer labelled by them.
+func FromBPF(s bpf.Stats) DatapathStats { return fromBPF(s, nil) }
+
+// FromBPFPorts is FromBPF with the per-port and per-peer breakdown of the datapath
+// ((*offload.Manager).PortPeerStats): tx messages, segments, bytes, tx drops (but no_port),
+// frames the rx program delivered, their bytes and merges get a sample per port (with its
+// peer) plus one without labels for the unattributed bucket; rx segments and bytes one per
+// peer (port empty) plus the unattributed bucket (sources that are no peer). Each breakdown
+// replaces the host counter it adds up to, so nothing is counted twice.
+func FromBPFPorts(s bpf.Stats, pp offload.PortPeerStats) DatapathStats { return fromBPF(s, &pp) }
+
+func fromBPF(s bpf.Stats, pp *offload.PortPeerStats) DatapathStats {
 	var out DatapathStats
-	out.Add(TxMessages, "", "", s.TxMessages)
-	out.Add(TxSegments, "", "", s.TxSegments)
-	out.Add(TxBytes, "", "", s.TxBytes)
-	out.Add(RxSegments, "", "", s.RxSegments)
-	out.Add(RxBytes, "", "", s.RxBytes)
-	out.Add(RxMessages, "", "", s.RxFast+s.RxMerged) // messages BPF delivered itself
-	out.Add(RxMerged, "", "", s.RxMerged)            // of those, merged from several segments
-	out.Samples = append(out.Samples,
-		Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast + s.RxMerged},
-		Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes + s.RxMergedBytes})
+	if pp == nil {
+		out.Add(TxMessages, "", "", s.TxMessages)
+		out.Add(TxSegments, "", "", s.TxSegments)
+		out.Add(TxBytes, "", "", s.TxBytes)
+		out.Add(RxSegments, "", "", s.RxSegments)
+		out.Add(RxBytes, "", "", s.RxBytes)
+		out.Add(RxMessages, "", "", s.RxFast+s.RxMerged) // messages BPF delivered itself
+		out.Add(RxMerged, "", "", s.RxMerged)            // of those, merged from several segments
+		out.Samples = append(out.Samples,
+			Sample{Counter: RxFrames, Path: PathKernel, Value: s.RxFast + s.RxMerged},
+			Sample{Counter: RxFrameBytes, Path: PathKernel, Value: s.RxFastBytes + s.RxMergedBytes})
+	} else {
+		out.Samples = appendBreakdown(out.Samples, *pp)
+	}
 	for _, e := range exceptionCounters(s) {
 		out.Samples = append(out.Samples, Sample{Counter: Exceptions, Reason: e.reason.String(), Value: e.v})
 	}
@@ -36,6 +54,9 @@ func FromBPF(s bpf.Stats) DatapathStats {
 		switch {
 		case strings.HasPrefix(name, "tx_drop_"):
 			dir, reason = DirectionTx, strings.TrimPrefix(name, "tx_drop_")
+			if pp != nil && reason != bpf.TxDropNames[0] {
+				continue // per port
+			}
 		case strings.HasPrefix(name, "rx_drop_"):
 			dir, reason = DirectionRx, strings.TrimPrefix(name, "rx_drop_")
 		case name == "rx_ring_full":
@@ -44,6 +65,53 @@ func FromBPF(s bpf.Stats) DatapathStats {
 			continue
 		}
 		out.Samples = append(out.Samples, Sample{Counter: Drops, Direction: dir, Reason: reason, Value: v})
+	}
+	return out
+}
+
+// appendBreakdown adds the per-port and per-peer samples of pp.
+func appendBreakdown(out []Sample, pp offload.PortPeerStats) []Sample {
+	names := make([]string, 0, len(pp.Ports))
+	for name := range pp.Ports {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		peer := ""
+		if a := pp.PortPeer[name]; a.IsValid() {
+			peer = a.String()
+		}
+		out = appendPort(out, name, peer, pp.Ports[name])
+	}
+	out = appendPort(out, "", "", pp.UnattributedPort)
+	peers := make([]netip.Addr, 0, len(pp.Peers))
+	for a := range pp.Peers {
+		peers = append(peers, a)
+	}
+	sort.Slice(peers, func(i, j int) bool { return peers[i].Less(peers[j]) })
+	for _, a := range peers {
+		c := pp.Peers[a]
+		out = append(out, Sample{Counter: RxSegments, Peer: a.String(), Value: c.RxSegments},
+			Sample{Counter: RxBytes, Peer: a.String(), Value: c.RxBytes})
+	}
+	return append(out, Sample{Counter: RxSegments, Value: pp.UnattributedPeer.RxSegments},
+		Sample{Counter: RxBytes, Value: pp.UnattributedPeer.RxBytes})
+}
+
+// appendPort adds one port's samples (port "" for the unattributed bucket).
+func appendPort(out []Sample, port, peer string, c bpf.PortCounters) []Sample {
+	out = append(out,
+		Sample{Counter: TxMessages, Port: port, Peer: peer, Value: c.TxMessages},
+		Sample{Counter: TxSegments, Port: port, Peer: peer, Value: c.TxSegments},
+		Sample{Counter: TxBytes, Port: port, Peer: peer, Value: c.TxBytes},
+		Sample{Counter: RxMessages, Port: port, Peer: peer, Value: c.RxFrames},
+		Sample{Counter: RxMerged, Port: port, Peer: peer, Value: c.RxMerged},
+		Sample{Counter: RxFrames, Port: port, Peer: peer, Path: PathKernel, Value: c.RxFrames},
+		Sample{Counter: RxFrameBytes, Port: port, Peer: peer, Path: PathKernel, Value: c.RxFrameBytes})
+	for i, v := range c.TxDrops {
+		if i > 0 { // no_port: never per port
+			out = append(out, Sample{Counter: Drops, Port: port, Peer: peer, Direction: DirectionTx, Reason: bpf.TxDropNames[i], Value: v})
+		}
 	}
 	return out
 }
@@ -134,20 +202,36 @@ type PipelineStatser interface {
 	Stats() fallback.Stats
 }
 
-// IPSource is the DatapathSource of mode=ip: the BPF counters (FromBPF) and, if set, the
-// userspace fallback pipeline (FromFallback).
+// PortPeerStatser is implemented by a mode=ip datapath that keeps per-port and per-peer
+// counters: *offload.Manager.
+type PortPeerStatser interface {
+	PortPeerStats() (offload.PortPeerStats, error)
+}
+
+// IPSource is the DatapathSource of mode=ip: the BPF counters (FromBPF, or FromBPFPorts if
+// Ports is set) and, if set, the userspace fallback pipeline (FromFallback).
 type IPSource struct {
 	Datapath BPFStatser
 	Fallback PipelineStatser
+	Ports    PortPeerStatser
 }
 
-// DatapathStats reads the BPF stats map and the fallback pipeline.
+// DatapathStats reads the BPF stats maps and the fallback pipeline.
 func (s IPSource) DatapathStats() (DatapathStats, error) {
 	b, err := s.Datapath.Stats()
 	if err != nil {
 		return DatapathStats{}, fmt.Errorf("read mode=ip datapath stats: %w", err)
 	}
-	st := FromBPF(b)
+	var st DatapathStats
+	if s.Ports == nil {
+		st = FromBPF(b)
+	} else {
+		pp, err := s.Ports.PortPeerStats()
+		if err != nil {
+			return DatapathStats{}, fmt.Errorf("read mode=ip port and peer stats: %w", err)
+		}
+		st = FromBPFPorts(b, pp)
+	}
 	if s.Fallback != nil {
 		st = Merge(st, FromFallback(s.Fallback.Stats()))
 	}

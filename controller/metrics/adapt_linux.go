@@ -87,6 +87,9 @@ func sourceOf(dp offload.Datapath, peers func() map[string]netip.Addr) DatapathS
 		if f, ok := dp.(FallbackStatser); ok {
 			src.Fallback = fallbackAdapter{f}
 		}
+		if p, ok := dp.(PortPeerStatser); ok {
+			src.Ports = p
+		}
 		return src
 	}
 	return nil

@@ -19,6 +19,9 @@ func sourceOf(dp offload.Datapath, _ func() map[string]netip.Addr) DatapathSourc
 		if f, ok := dp.(FallbackStatser); ok {
 			src.Fallback = fallbackAdapter{f}
 		}
+		if p, ok := dp.(PortPeerStatser); ok {
+			src.Ports = p
+		}
 		return src
 	}
 	return nil

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -202,5 +203,80 @@ sclp_ovs_rx_messages_total{mode="ip",peer="",port=""} 10
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_rx_frame_bytes_total",
 		"sclp_ovs_rx_frames_total", "sclp_ovs_rx_merged_messages_total", "sclp_ovs_rx_messages_total"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFromBPFPorts: with the datapath's per-port and per-peer counters, mode=ip's series
+// carry port and peer labels (the unattributed buckets without), each breakdown replaces
+// its host counter (sums equal, nothing twice), and tx no_port stays per host.
+func TestFromBPFPorts(t *testing.T) {
+	var s bpf.Stats
+	s.TxMessages, s.TxSegments, s.TxBytes, s.TxDropNoPort, s.TxDropNoNeigh = 12, 30, 40000, 4, 3
+	s.RxSegments, s.RxBytes, s.RxFast, s.RxFastBytes, s.RxMerged, s.RxMergedBytes = 33, 41000, 7, 7000, 2, 9000
+	pa, pb := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	var a, b, none bpf.PortCounters
+	a.TxMessages, a.TxSegments, a.TxBytes, a.RxFrames, a.RxFrameBytes, a.RxMerged = 10, 25, 35000, 8, 15000, 2
+	a.TxDrops[3] = 2 // no_neigh
+	b.TxMessages, b.TxSegments, b.TxBytes, b.RxFrames, b.RxFrameBytes = 1, 4, 4000, 1, 1000
+	b.TxDrops[3] = 1
+	none.TxMessages, none.TxSegments, none.TxBytes = 1, 1, 1000
+	pp := offload.PortPeerStats{
+		Ports:    map[string]bpf.PortCounters{"sclp0a000002": a, "sclp0a000003": b},
+		PortPeer: map[string]netip.Addr{"sclp0a000002": pa, "sclp0a000003": pb},
+		Peers: map[netip.Addr]bpf.PeerCounters{pa: {RxSegments: 25, RxBytes: 33000},
+			pb: {RxSegments: 6, RxBytes: 7000}},
+		UnattributedPort: none, UnattributedPeer: bpf.PeerCounters{RxSegments: 2, RxBytes: 1000},
+	}
+	st := FromBPFPorts(s, pp)
+	want := `
+# HELP sclp_ovs_tx_bytes_total Inner frame bytes sent through the tunnel.
+# TYPE sclp_ovs_tx_bytes_total counter
+sclp_ovs_tx_bytes_total{mode="ip",peer="",port=""} 1000
+sclp_ovs_tx_bytes_total{mode="ip",peer="10.0.0.2",port="sclp0a000002"} 35000
+sclp_ovs_tx_bytes_total{mode="ip",peer="10.0.0.3",port="sclp0a000003"} 4000
+# HELP sclp_ovs_rx_segments_total SCLP segments received from the underlay.
+# TYPE sclp_ovs_rx_segments_total counter
+sclp_ovs_rx_segments_total{mode="ip",peer="",port=""} 2
+sclp_ovs_rx_segments_total{mode="ip",peer="10.0.0.2",port=""} 25
+sclp_ovs_rx_segments_total{mode="ip",peer="10.0.0.3",port=""} 6
+# HELP sclp_ovs_rx_frame_bytes_total Inner frame bytes delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frame_bytes_total counter
+sclp_ovs_rx_frame_bytes_total{mode="ip",path="kernel",peer="",port=""} 0
+sclp_ovs_rx_frame_bytes_total{mode="ip",path="kernel",peer="10.0.0.2",port="sclp0a000002"} 15000
+sclp_ovs_rx_frame_bytes_total{mode="ip",path="kernel",peer="10.0.0.3",port="sclp0a000003"} 1000
+# HELP sclp_ovs_rx_merged_messages_total Received messages merged from more than one segment or run before delivery.
+# TYPE sclp_ovs_rx_merged_messages_total counter
+sclp_ovs_rx_merged_messages_total{mode="ip",peer="",port=""} 0
+sclp_ovs_rx_merged_messages_total{mode="ip",peer="10.0.0.2",port="sclp0a000002"} 2
+sclp_ovs_rx_merged_messages_total{mode="ip",peer="10.0.0.3",port="sclp0a000003"} 0
+`
+	reg := gatherStats(t, offload.ModeIP, st)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_tx_bytes_total",
+		"sclp_ovs_rx_segments_total", "sclp_ovs_rx_frame_bytes_total", "sclp_ovs_rx_merged_messages_total"); err != nil {
+		t.Fatal(err)
+	}
+	// The breakdown adds up to the host counters, each counted once.
+	sum := map[Counter]uint64{}
+	drops := map[string]uint64{}
+	for _, smp := range st.Samples {
+		sum[smp.Counter] += smp.Value
+		if smp.Counter == Drops && smp.Direction == DirectionTx {
+			drops[smp.Reason] += smp.Value
+		}
+	}
+	for c, w := range map[Counter]uint64{TxMessages: s.TxMessages, TxSegments: s.TxSegments, TxBytes: s.TxBytes,
+		RxSegments: s.RxSegments, RxBytes: s.RxBytes, RxFrames: s.RxFast + s.RxMerged, RxMessages: s.RxFast + s.RxMerged,
+		RxFrameBytes: s.RxFastBytes + s.RxMergedBytes, RxMerged: s.RxMerged} {
+		if sum[c] != w {
+			t.Errorf("counter %v: samples add up to %d, host counter %d", c, sum[c], w)
+		}
+	}
+	if drops["no_neigh"] != s.TxDropNoNeigh || drops["no_port"] != s.TxDropNoPort {
+		t.Errorf("tx drops %v, want no_neigh %d (per port) and no_port %d (host)", drops, s.TxDropNoNeigh, s.TxDropNoPort)
+	}
+	for _, smp := range st.Samples {
+		if smp.Counter == Drops && smp.Reason == "no_port" && smp.Port != "" {
+			t.Errorf("no_port counted per port: %+v", smp)
+		}
 	}
 }

@@ -174,6 +174,72 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
 
+/* Per-port and per-peer counters (offload/bpf/portstats.go). The manager creates one
+ * entry per tunnel port (key: its datapath-side veth ifindex, as tx_ports) and per peer
+ * (key: the outer source address, as peers), plus key 0 of each: the bucket of what no
+ * entry accounts for. The programs never insert; a lookup miss counts into key 0, so the
+ * entries of a map always add up to the matching host counters in stats. */
+#define N_TX_DROP (ST_TX_DROP_ERROR - ST_TX_DROP_NO_PORT + 1)
+
+struct port_counters {
+	__u64 tx_messages;
+	__u64 tx_segments;
+	__u64 tx_bytes;
+	__u64 tx_drop[N_TX_DROP]; /* by ST_TX_DROP_* - ST_TX_DROP_NO_PORT */
+	__u64 rx_frames;          /* delivered by BPF (single-segment and merged) */
+	__u64 rx_frame_bytes;
+	__u64 rx_merged;
+};
+
+struct peer_counters {
+	__u64 rx_segments;
+	__u64 rx_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4097);
+	__type(key, __u32);
+	__type(value, struct port_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} port_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4097);
+	__type(key, __u32);
+	__type(value, struct peer_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} peer_stats SEC(".maps");
+
+/* port_stats_get returns the counters of the port on ifindex, else the key-0 bucket. */
+static __always_inline struct port_counters *port_stats_get(__u32 ifindex)
+{
+	struct port_counters *ps = bpf_map_lookup_elem(&port_stats, &ifindex);
+	if (ps)
+		return ps;
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&port_stats, &zero);
+}
+
+/* peer_stats_get returns the counters of the peer addr, else the key-0 bucket. */
+static __always_inline struct peer_counters *peer_stats_get(__u32 addr)
+{
+	struct peer_counters *ps = bpf_map_lookup_elem(&peer_stats, &addr);
+	if (ps)
+		return ps;
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&peer_stats, &zero);
+}
+
+/* TX_DROP counts a tx drop in the host counters and, if ps is set, the port's. */
+#define TX_DROP(st, ps, idx)                                              \
+	do {                                                              \
+		COUNT(st, idx);                                           \
+		if (ps)                                                   \
+			(ps)->tx_drop[(idx) - ST_TX_DROP_NO_PORT]++;      \
+	} while (0)
+
 /* Exceptions for offload/fallback (records: offload/bpf/record.go). The manager sizes it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -58,7 +58,21 @@ func loadObjectsWith(tb testing.TB, hook func(*ebpf.CollectionSpec) error) *Sclp
 		tb.Fatalf("load: %v", err)
 	}
 	tb.Cleanup(func() { objs.Close() })
+	// The buckets of unattributed traffic, as offload.Manager creates them.
+	addCounters(tb, objs.PortStats, UnattributedKey)
+	addCounters(tb, objs.PeerStats, UnattributedKey)
+	// Whatever a test runs, the per-port and per-peer counters add up to the host counters
+	// (runs before the Close above: cleanups are last in, first out).
+	tb.Cleanup(func() { checkBreakdown(tb, &objs) })
 	return &objs
+}
+
+// addCounters creates a zeroed per-CPU counter entry (as the manager does per port/peer).
+func addCounters(tb testing.TB, m *ebpf.Map, key uint32) {
+	tb.Helper()
+	if err := AddCounters(m, key); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // be32 returns an IPv4 address as the little-endian load of its network-order bytes, as the
@@ -79,6 +93,8 @@ func addRxPortFlags(tb testing.TB, o *SclpObjects, peer netip.Addr, vni, ifindex
 	if err := o.Peers.Put(be32(peer), uint32(1)); err != nil {
 		tb.Fatal(err)
 	}
+	addCounters(tb, o.PeerStats, be32(peer))
+	addCounters(tb, o.PortStats, ifindex)
 	if err := o.RxPorts.Put(SclpRxKey{Peer: be32(peer), Vni: vni}, SclpRxPort{Ifindex: ifindex, Mtu: mtu, Flags: flags}); err != nil {
 		tb.Fatal(err)
 	}

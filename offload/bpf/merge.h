@@ -165,7 +165,14 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
 	COUNT(st, ST_RX_MERGED);
 	COUNT_N(st, ST_RX_MERGED_BYTES, frame);
-	return bpf_redirect(m->port, 0);
+	__u32 ifindex = m->port;
+	struct port_counters *ps = port_stats_get(ifindex);
+	if (ps) {
+		ps->rx_frames++;
+		ps->rx_frame_bytes += frame;
+		ps->rx_merged++;
+	}
+	return bpf_redirect(ifindex, 0);
 }
 
 #endif

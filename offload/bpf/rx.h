@@ -165,7 +165,13 @@ static __always_inline int deliver(struct __sk_buff *skb, struct sclp_stats *st,
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
 	COUNT(st, ST_RX_FAST);
 	COUNT_N(st, ST_RX_FAST_BYTES, inner);
-	return bpf_redirect(port->ifindex, 0);
+	__u32 ifindex = port->ifindex;
+	struct port_counters *ps = port_stats_get(ifindex);
+	if (ps) {
+		ps->rx_frames++;
+		ps->rx_frame_bytes += inner;
+	}
+	return bpf_redirect(ifindex, 0);
 }
 
 SEC("tcx/ingress")
@@ -192,6 +198,11 @@ int sclp_rx(struct __sk_buff *skb)
 		goto pass;
 	COUNT(st, ST_RX_SEGMENTS);
 	COUNT_N(st, ST_RX_BYTES, skb->len);
+	struct peer_counters *pe = peer_stats_get(*(__u32 *)(ip + 12));
+	if (pe) {
+		pe->rx_segments++;
+		pe->rx_bytes += skb->len;
+	}
 
 	/* IPv4: no options (SCLP senders never send them), not a fragment, valid checksum. */
 	__u64 isum = 0;

@@ -13,6 +13,23 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SclpPeerCounters struct {
+	_          structs.HostLayout
+	RxSegments uint64
+	RxBytes    uint64
+}
+
+type SclpPortCounters struct {
+	_            structs.HostLayout
+	TxMessages   uint64
+	TxSegments   uint64
+	TxBytes      uint64
+	TxDrop       [6]uint64
+	RxFrames     uint64
+	RxFrameBytes uint64
+	RxMerged     uint64
+}
+
 type SclpPortInfo struct {
 	_     structs.HostLayout
 	Name  [16]int8
@@ -84,8 +101,10 @@ type SclpTxScratch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	SclpMapExceptions        = "exceptions"
+	SclpMapPeerStats         = "peer_stats"
 	SclpMapPeers             = "peers"
 	SclpMapPortMeta          = "port_meta"
+	SclpMapPortStats         = "port_stats"
 	SclpMapRxMerge           = "rx_merge"
 	SclpMapRxPorts           = "rx_ports"
 	SclpMapRxScratch         = "rx_scratch"
@@ -149,8 +168,10 @@ type SclpProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type SclpMapSpecs struct {
 	Exceptions *ebpf.MapSpec `ebpf:"exceptions"`
+	PeerStats  *ebpf.MapSpec `ebpf:"peer_stats"`
 	Peers      *ebpf.MapSpec `ebpf:"peers"`
 	PortMeta   *ebpf.MapSpec `ebpf:"port_meta"`
+	PortStats  *ebpf.MapSpec `ebpf:"port_stats"`
 	RxMerge    *ebpf.MapSpec `ebpf:"rx_merge"`
 	RxPorts    *ebpf.MapSpec `ebpf:"rx_ports"`
 	RxScratch  *ebpf.MapSpec `ebpf:"rx_scratch"`
@@ -188,8 +209,10 @@ func (o *SclpObjects) Close() error {
 // It can be passed to LoadSclpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SclpMaps struct {
 	Exceptions *ebpf.Map `ebpf:"exceptions"`
+	PeerStats  *ebpf.Map `ebpf:"peer_stats"`
 	Peers      *ebpf.Map `ebpf:"peers"`
 	PortMeta   *ebpf.Map `ebpf:"port_meta"`
+	PortStats  *ebpf.Map `ebpf:"port_stats"`
 	RxMerge    *ebpf.Map `ebpf:"rx_merge"`
 	RxPorts    *ebpf.Map `ebpf:"rx_ports"`
 	RxScratch  *ebpf.Map `ebpf:"rx_scratch"`
@@ -201,8 +224,10 @@ type SclpMaps struct {
 func (m *SclpMaps) Close() error {
 	return _SclpClose(
 		m.Exceptions,
+		m.PeerStats,
 		m.Peers,
 		m.PortMeta,
+		m.PortStats,
 		m.RxMerge,
 		m.RxPorts,
 		m.RxScratch,

@@ -292,36 +292,37 @@ int sclp_tx(struct __sk_buff *skb)
 		COUNT(st, ST_TX_DROP_NO_PORT);
 		return TC_ACT_SHOT;
 	}
+	struct port_counters *ps = port_stats_get(key);
 	__u32 mss = p->mss;
 	if (mss < MIN_MSS || mss > MAX_MSS || (mss & 3)) {
-		COUNT(st, ST_TX_DROP_BAD_CONFIG);
+		TX_DROP(st, ps, ST_TX_DROP_BAD_CONFIG);
 		return TC_ACT_SHOT;
 	}
 	__u32 len = skb->len;
 	if (len < ETH_HLEN || len > MAX_FRAME) {
-		COUNT(st, ST_TX_DROP_TOO_BIG);
+		TX_DROP(st, ps, ST_TX_DROP_TOO_BIG);
 		return TC_ACT_SHOT;
 	}
 	__u32 msg_len = len + VXLAN_HLEN;
 	__u32 nseg = (msg_len + mss - 1) / mss;
 	if ((msg_len > mss && msg_len - mss > MAX_REMAINING) || nseg > MAX_SEGS) {
-		COUNT(st, ST_TX_DROP_TOO_BIG);
+		TX_DROP(st, ps, ST_TX_DROP_TOO_BIG);
 		return TC_ACT_SHOT;
 	}
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct tx_scratch *s = bpf_map_lookup_elem(&tx_scratch, &cpu);
 	if (!s) {
-		COUNT(st, ST_TX_DROP_ERROR);
+		TX_DROP(st, ps, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	if (bpf_skb_load_bytes(skb, 0, s->buf + ENCAP, len)) {
-		COUNT(st, ST_TX_DROP_ERROR);
+		TX_DROP(st, ps, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	/* Zero padding so the last chunk sums as a multiple of 4 bytes. */
 	__u32 end = ENCAP + len;
 	if (end > TX_BUF_SIZE - 4) {
-		COUNT(st, ST_TX_DROP_ERROR);
+		TX_DROP(st, ps, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	*(__u32 *)(s->buf + end) = 0;
@@ -345,14 +346,14 @@ int sclp_tx(struct __sk_buff *skb)
 	c.nseg = nseg;
 	c.ifindex = p->ifindex;
 	if (next_hop(skb, p, &c, st)) {
-		COUNT(st, ST_TX_DROP_NO_NEIGH);
+		TX_DROP(st, ps, ST_TX_DROP_NO_NEIGH);
 		return TC_ACT_SHOT;
 	}
 	build_template(&c, p, flow_port(s->buf + ENCAP, len), id_word);
 
 	bpf_loop(nseg, tx_sum_cb, &c, 0);
 	if (c.err) {
-		COUNT(st, ST_TX_DROP_ERROR);
+		TX_DROP(st, ps, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 
@@ -363,7 +364,7 @@ int sclp_tx(struct __sk_buff *skb)
 	if (!cfg_no_csum_fix && BPF_CORE_READ_BITFIELD(kskb, ip_summed) == CHECKSUM_PARTIAL) {
 		int x = finalize_partial(&c, kskb, len);
 		if (x < 0) {
-			COUNT(st, ST_TX_DROP_CSUM);
+			TX_DROP(st, ps, ST_TX_DROP_CSUM);
 			return TC_ACT_SHOT;
 		}
 		__u32 d = (__u32)x + 2;
@@ -371,7 +372,7 @@ int sclp_tx(struct __sk_buff *skb)
 		if (bpf_skb_change_tail(skb, SEG_HDR + first + d, 0) ||
 		    bpf_skb_adjust_room(skb, -(__s32)d, BPF_ADJ_ROOM_MAC, 0) ||
 		    BPF_CORE_READ_BITFIELD(kskb, ip_summed) == CHECKSUM_PARTIAL) {
-			COUNT(st, ST_TX_DROP_CSUM);
+			TX_DROP(st, ps, ST_TX_DROP_CSUM);
 			return TC_ACT_SHOT;
 		}
 		COUNT(st, ST_TX_CSUM_FINALIZED);
@@ -379,13 +380,18 @@ int sclp_tx(struct __sk_buff *skb)
 
 	bpf_loop(nseg, tx_seg_cb, &c, 0);
 	if (c.err) {
-		COUNT(st, ST_TX_DROP_ERROR);
+		TX_DROP(st, ps, ST_TX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	COUNT(st, ST_TX_MESSAGES);
 	COUNT_N(st, ST_TX_SEGMENTS, nseg);
 	COUNT_N(st, ST_TX_BYTES, len);
 	COUNT_N(st, ST_TX_WIRE_BYTES, msg_len + nseg * SEG_HDR);
+	if (ps) {
+		ps->tx_messages++;
+		ps->tx_segments += nseg;
+		ps->tx_bytes += len;
+	}
 	return bpf_redirect(c.ifindex, 0);
 }
 

@@ -47,6 +47,9 @@ func newTxBed(t testing.TB, mss int) *txBed {
 		if err := o.TxPorts.Put(uint32(1), port); err != nil {
 			return err
 		}
+		if err := AddCounters(o.PortStats, 1); err != nil {
+			return err
+		}
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err

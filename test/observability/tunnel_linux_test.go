@@ -4,6 +4,7 @@ package observability
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -129,24 +130,35 @@ func newIPTunnel(t *testing.T) *tunnel {
 		pipe := startFallback(t, h, tn.vms[i], m, spec)
 		mgrs = append(mgrs, m)
 		pipes = append(pipes, pipe)
-		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe})
+		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe, Ports: m})
 		tn.ensure = append(tn.ensure, func(ctx context.Context) error { return m.EnsurePort(ctx, spec) })
 		tn.live = append(tn.live, []metrics.Check{metrics.AttachedCheck(m.Ports, h.Do)})
 	}
 	tn.truth = func() map[string]float64 {
 		s0, err0 := mgrs[0].Stats()
 		s1, err1 := mgrs[1].Stats()
-		if err0 != nil || err1 != nil {
-			t.Fatalf("read BPF stats: %v %v", err0, err1)
+		p0, err2 := mgrs[0].PortPeerStats()
+		p1, err3 := mgrs[1].PortPeerStats()
+		if err := errors.Join(err0, err1, err2, err3); err != nil {
+			t.Fatalf("read BPF stats: %v", err)
 		}
+		peer0 := fmt.Sprintf(`peer=%q`, tn.specs[1].Peer) // host 0 as host 1's peer
 		return map[string]float64{
 			"0|sclp_ovs_tx_messages_total": float64(s0.TxMessages),
 			"0|sclp_ovs_tx_segments_total": float64(s0.TxSegments),
 			"0|sclp_ovs_tx_bytes_total":    float64(s0.TxBytes),
 			"1|sclp_ovs_rx_segments_total": float64(s1.RxSegments),
 			"1|sclp_ovs_rx_bytes_total":    float64(s1.RxBytes),
-			"1|sclp_ovs_rx_messages_total": float64(s1.RxFast + pipes[1].Stats().Reassembly.Completed),
-			"1|sclp_ovs_exceptions_total":  float64(s1.RxExcMulti + s1.RxExcLarge),
+			"1|sclp_ovs_rx_messages_total": float64(s1.RxFast + s1.RxMerged + pipes[1].Stats().Reassembly.Completed),
+			"1|sclp_ovs_exceptions_total": float64(s1.RxExcMulti + s1.RxExcLarge + s1.RxExcOutOfOrder +
+				s1.RxExcBusy + s1.RxExcMergedRun),
+			// The per-port and per-peer series are the BPF programs' own breakdown.
+			`0|sclp_ovs_tx_bytes_total|port="sclp0"`:             float64(p0.Ports["sclp0"].TxBytes),
+			`0|sclp_ovs_tx_segments_total|port="sclp0"`:          float64(p0.Ports["sclp0"].TxSegments),
+			`1|sclp_ovs_rx_frame_bytes_total|port="sclp1"`:       float64(p1.Ports["sclp1"].RxFrameBytes),
+			"1|sclp_ovs_rx_segments_total|" + peer0:              float64(p1.Peers[tn.specs[1].Peer].RxSegments),
+			"1|sclp_ovs_rx_bytes_total|" + peer0 + `,port=""`:    float64(p1.Peers[tn.specs[1].Peer].RxBytes),
+			`1|sclp_ovs_tx_messages_total|port="sclp1",` + peer0: float64(p1.Ports["sclp1"].TxMessages),
 		}
 	}
 	return tn
