@@ -33,14 +33,18 @@ type Trial struct {
 
 // RateSearch finds the highest offered UDP rate at which loss stays within
 // MaxSustainedLossPct, in at most Runs runs: it starts at StartMbps, multiplies the rate by
-// searchStep after a pass and divides it after a failure, and once it knows a passing and a
-// failing rate it tries their geometric mean (it stops early when they are within 3%). A
-// failed run (Sample.Err) ends the search. The zero value is not usable: set StartMbps and
-// Runs. RateSearch is a state machine (Next, Record) so that the searches of several models
-// can step in lockstep, interleaved like the rest of the harness.
+// Up (default searchStep) after a pass and divides it by searchStep after a failure, and once
+// it knows a passing and a failing rate it tries their geometric mean (it stops early when
+// they are within 3%). A failed run (Sample.Err) ends the search. The zero value is not
+// usable: set StartMbps and Runs. RateSearch is a state machine (Next, Record) so that the
+// searches of several models can step in lockstep, interleaved like the rest of the harness.
 type RateSearch struct {
 	StartMbps float64
 	Runs      int
+	// Up is the factor after a pass while no failure is known (default searchStep). A start
+	// taken from a collapsed unthrottled run (most datagrams lost, so the goodput says little
+	// about the path) climbs faster with 2.
+	Up float64
 
 	trace      []Trial
 	pass, fail float64 // highest passing, lowest failing offered rate (0: none yet)
@@ -63,8 +67,26 @@ func (s *RateSearch) Next() (float64, bool) {
 	case s.fail > 0:
 		return s.fail / searchStep, true
 	default:
+		if s.Up > 1 {
+			return s.pass * s.Up, true
+		}
 		return s.pass * searchStep, true
 	}
+}
+
+// Bracketed reports whether some run above the best passing rate failed: the result is then
+// the sustained rate within the search's resolution, not only a lower bound.
+func (s *RateSearch) Bracketed() bool {
+	best, ok := s.Result()
+	if !ok {
+		return false
+	}
+	for _, t := range s.trace {
+		if t.Sample.Err == nil && t.Sample.LossPct > MaxSustainedLossPct && t.OfferedMbps > best.OfferedMbps {
+			return true
+		}
+	}
+	return false
 }
 
 // Record takes the outcome of a run at the rate Next returned.
@@ -108,6 +130,9 @@ type Sustained struct {
 	// (their medians), which count when their median loss is within the limit.
 	Best Trial
 	OK   bool
+	// LowerBound is set when no run above Best failed (and Best is not the unthrottled
+	// median): the path may sustain more than the search reached.
+	LowerBound bool
 	// Trace is every run of the search in order.
 	Trace []Trial
 	// Err is the error that ended the search, if any.
@@ -132,7 +157,11 @@ func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []
 		var jobs []job
 		for _, e := range envs {
 			if row, ok := ix.get(e.Model.Name, p); ok && row.Gbps > 0 {
-				jobs = append(jobs, job{e, &RateSearch{StartMbps: row.Gbps * 1000 * searchStartShare, Runs: cfg.SearchRuns}})
+				s := &RateSearch{StartMbps: row.Gbps * 1000 * searchStartShare, Runs: cfg.SearchRuns}
+				if row.LossPct > 50 {
+					s.Up = 2
+				}
+				jobs = append(jobs, job{e, s})
 			}
 		}
 		bar := ui.bar(len(jobs)*cfg.SearchRuns, "search "+p.String())
@@ -162,13 +191,14 @@ func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []
 		_ = bar.Finish()
 		for _, j := range jobs {
 			best, ok := j.s.Result()
+			lower := ok && !j.s.Bracketed()
 			// The unthrottled runs count too when their median loss is within the limit (a
 			// sender slower than its path, as kernel VXLAN's IP fragmentation is): offered
 			// rate 0 stands for unthrottled.
 			if row, _ := ix.get(j.env.Model.Name, p); row.LossPct <= MaxSustainedLossPct && (!ok || row.Gbps > best.Sample.Gbps) {
-				best, ok = Trial{Sample: Sample{Model: row.Model, Point: p, Gbps: row.Gbps, LossPct: row.LossPct, CPUCores: row.CPUCores}}, true
+				best, ok, lower = Trial{Sample: Sample{Model: row.Model, Point: p, Gbps: row.Gbps, LossPct: row.LossPct, CPUCores: row.CPUCores}}, true, false
 			}
-			su := Sustained{Model: j.env.Model.Name, Point: p, Best: best, OK: ok, Trace: j.s.trace}
+			su := Sustained{Model: j.env.Model.Name, Point: p, Best: best, OK: ok, LowerBound: lower, Trace: j.s.trace}
 			if n := len(j.s.trace); n > 0 && j.s.trace[n-1].Sample.Err != nil {
 				su.Err = j.s.trace[n-1].Sample.Err.Error()
 			}
@@ -184,6 +214,8 @@ func sustainedCell(s Sustained) string {
 	switch {
 	case s.OK && s.Best.OfferedMbps == 0:
 		return fmt.Sprintf("%.2f (%.1f%%) unthrottled", s.Best.Sample.Gbps, s.Best.Sample.LossPct)
+	case s.OK && s.LowerBound:
+		return fmt.Sprintf(">= %.2f (%.1f%%) at %s, no failure above", s.Best.Sample.Gbps, s.Best.Sample.LossPct, mbpsLabel(s.Best.OfferedMbps))
 	case s.OK:
 		return fmt.Sprintf("%.2f (%.1f%%) at %s", s.Best.Sample.Gbps, s.Best.Sample.LossPct, mbpsLabel(s.Best.OfferedMbps))
 	case s.Best.OfferedMbps > 0:
@@ -211,8 +243,9 @@ var SustainedCSVHeader = []string{"model", "proto", "flows", "write_bytes", "sus
 	"loss_pct", "cpu_cores", "cores_per_gbps", "runs", "trace", "error"}
 
 // WriteSustainedCSV writes the searches as sustained.csv: one line per model and point with
-// the best passing run ("sustained" yes) or the lowest offered one ("no"), and the trace of
-// every run as offered:goodput:loss triples.
+// the best passing run ("sustained" yes, or lower_bound when no run above it failed) or the
+// lowest offered one ("no"), offered_mbps 0 for the unthrottled median, and the trace of every
+// run as offered:goodput:loss triples.
 func WriteSustainedCSV(w io.Writer, ss []Sustained) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(SustainedCSVHeader); err != nil {
@@ -224,7 +257,10 @@ func WriteSustainedCSV(w io.Writer, ss []Sustained) error {
 			trace = append(trace, fmt.Sprintf("%.0f:%.3f:%.2f", t.OfferedMbps, t.Sample.Gbps, t.Sample.LossPct))
 		}
 		ok, b := "no", s.Best.Sample
-		if s.OK {
+		switch {
+		case s.OK && s.LowerBound:
+			ok = "lower_bound"
+		case s.OK:
 			ok = "yes"
 		}
 		cpg := ""
@@ -263,7 +299,9 @@ func writeSustained(b *strings.Builder, rep *Report) {
 	fmt.Fprintf(b, "\n## UDP at the rate the path sustains: goodput Gbit/s (loss %%) at the highest offered rate with <= %.0f%% loss\n\n", MaxSustainedLossPct)
 	fmt.Fprintf(b, "Search per model: start at %.0f%% of the unthrottled goodput above, x%.2f after a pass, /%.2f after a failure, "+
 		"then bisect; at most %d runs of %v (same method for every model; the models step in lockstep). "+
-		"The unthrottled median counts when its loss is within the limit (\"unthrottled\").\n\n",
+		"The unthrottled median counts when its loss is within the limit (\"unthrottled\"); \">=\" marks a search that found no "+
+		"failing rate above its best (a lower bound; it climbs x2 per pass when the unthrottled run collapsed, > 50%% lost). "+
+		"Ratios only between determined rates.\n\n",
 		searchStartShare*100, searchStep, searchStep, rep.Config.SearchRuns, rep.Config.Duration)
 	fmt.Fprintf(b, "| datagram | %s |\n|---|%s\n", strings.Join(models, " | "), strings.Repeat("---|", len(models)))
 	for _, p := range points {
@@ -280,8 +318,8 @@ func writeSustained(b *strings.Builder, rep *Report) {
 	ratio := func(a, c string, p Point) string {
 		sa, ok1 := by[a][p]
 		sc, ok2 := by[c][p]
-		if !ok1 || !ok2 || !sa.OK || !sc.OK || sc.Best.Sample.Gbps <= 0 {
-			return "–"
+		if !ok1 || !ok2 || !sa.OK || !sc.OK || sa.LowerBound || sc.LowerBound || sc.Best.Sample.Gbps <= 0 {
+			return "–" // a lower bound makes no ratio
 		}
 		return fmt.Sprintf("%.2fx", sa.Best.Sample.Gbps/sc.Best.Sample.Gbps)
 	}

@@ -394,17 +394,20 @@ func TestRateSearch(t *testing.T) {
 		name                    string
 		start, capacity, sender float64
 		runs                    int
+		up                      float64
 		wantMin, wantMax        float64 // Gbit/s of the result
-		wantOK                  bool
+		wantOK, wantBracketed   bool
 	}{
-		{"below capacity: steps up, then bisects", 5000, 6000, 1e9, 5, 5.7, 6.0, true},
-		{"above capacity: steps down", 8000, 6000, 1e9, 5, 5.2, 6.0, true},
-		{"sender-bound: no loss at any rate", 1500, 1e9, 1650, 5, 1.65, 1.65, true},
-		{"never passes: the lowest offered run", 8000, 100, 1e9, 4, 0.1, 0.1, false},
-		{"two runs", 5000, 6000, 1e9, 2, 5.75, 5.75, true},
+		{"below capacity: steps up, then bisects", 5000, 6000, 1e9, 5, 0, 5.7, 6.0, true, true},
+		{"above capacity: steps down", 8000, 6000, 1e9, 5, 0, 5.2, 6.0, true, true},
+		{"sender-bound: no loss at any rate", 1500, 1e9, 1650, 5, 0, 1.65, 1.65, true, false},
+		{"never passes: the lowest offered run", 8000, 100, 1e9, 4, 0, 0.1, 0.1, false, false},
+		{"two runs: a lower bound", 5000, 6000, 1e9, 2, 0, 5.75, 5.75, true, false},
+		{"collapsed start climbs x2", 30, 500, 1e9, 5, 2, 0.48, 0.48, true, false},
+		{"collapsed start, bracketed", 30, 200, 1e9, 5, 2, 0.12, 0.2, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &RateSearch{StartMbps: tc.start, Runs: tc.runs}
+			s := &RateSearch{StartMbps: tc.start, Runs: tc.runs, Up: tc.up}
 			run := pathModel(tc.capacity, tc.sender)
 			n := 0
 			for {
@@ -424,6 +427,9 @@ func TestRateSearch(t *testing.T) {
 			}
 			if ok && best.Sample.LossPct > MaxSustainedLossPct {
 				t.Fatalf("best run lost %.2f%%", best.Sample.LossPct)
+			}
+			if s.Bracketed() != tc.wantBracketed {
+				t.Fatalf("bracketed %v, want %v (trace %+v)", s.Bracketed(), tc.wantBracketed, s.trace)
 			}
 		})
 	}
@@ -458,7 +464,9 @@ func TestSustainedSummaryAndCSV(t *testing.T) {
 		return Sustained{Model: m, Point: p, Best: tr, OK: ok, Trace: []Trial{tr}}
 	}
 	rep.Config.SearchRuns = 4
-	rep.Sustained = []Sustained{mk("noencap", 2, 0, true), mk("vxlan", 1.5, 0.2, true), mk("sclp-udp", 6, 0.5, true),
+	lower := mk("sclp", 0.5, 0, true)
+	lower.LowerBound = true
+	rep.Sustained = []Sustained{mk("noencap", 2, 0, true), mk("vxlan", 1.5, 0.2, true), lower, mk("sclp-udp", 6, 0.5, true),
 		mk("sclp-nomerge", 1, 30, false)}
 	var buf bytes.Buffer
 	if err := WriteSummary(&buf, rep); err != nil {
@@ -467,8 +475,9 @@ func TestSustainedSummaryAndCSV(t *testing.T) {
 	s := buf.String()
 	for _, want := range []string{
 		"## UDP at the rate the path sustains",
-		"| 60000 | 2.00 (0.0%) at 2.20G | 1.50 (0.2%) at 1.65G | – | 6.00 (0.5%) at 6.60G | none <= 1% (30.0% at 1.10G) |",
-		"| udp 1×60000 sustained | 4.00x | 3.00x | – | – |", // sclp-udp / vxlan, / noencap; sclp-nomerge never passed
+		"| 60000 | 2.00 (0.0%) at 2.20G | 1.50 (0.2%) at 1.65G | >= 0.50 (0.0%) at 0.55G, no failure above | 6.00 (0.5%) at 6.60G | none <= 1% (30.0% at 1.10G) |",
+		// sclp: a lower bound, no ratio; sclp-udp / vxlan, / noencap; sclp-nomerge never passed
+		"| udp 1×60000 sustained | – | – | 4.00x | 3.00x | – | – |",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
