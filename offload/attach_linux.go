@@ -77,6 +77,12 @@ func (m *Manager) adopt() error {
 	if err != nil {
 		return fmt.Errorf("adopt: %w", err)
 	}
+	// Counters before programs: this version's rx program takes a source without a
+	// peer_stats entry for no peer, so maps pinned by an older version get their entries
+	// before any link runs the new programs (pruneCounters tidies up afterwards).
+	if err := m.seedCounters(); err != nil {
+		return err
+	}
 	for _, e := range entries {
 		if err := m.adoptLink(e.Name()); err != nil {
 			return err
@@ -254,6 +260,31 @@ func (m *Manager) pruneMaps() error {
 		}
 	}
 	return m.pruneCounters(wantTx, wantPeers)
+}
+
+// seedCounters creates the counter entries of every port and peer in the pinned maps (and
+// the unattributed buckets), keeping existing counters.
+func (m *Manager) seedCounters() error {
+	for _, c := range []struct{ from, to string }{
+		{bpf.MapPortMeta, bpf.MapPortStats},
+		{bpf.MapPeers, bpf.MapPeerStats},
+	} {
+		var (
+			prev any
+			k    uint32
+			keys = []uint32{bpf.UnattributedKey}
+		)
+		for m.bpfMap(c.from).NextKey(prev, &k) == nil {
+			keys = append(keys, k)
+			prev = k
+		}
+		for _, k := range keys {
+			if err := bpf.AddCounters(m.bpfMap(c.to), k); err != nil {
+				return fmt.Errorf("adopt: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // pruneCounters makes the per-port and per-peer counter maps hold exactly the unattributed

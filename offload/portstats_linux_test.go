@@ -2,9 +2,12 @@ package offload
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
 
@@ -83,5 +86,44 @@ func TestNativePortPeerStats(t *testing.T) {
 	}
 	if c := again.Ports[name]; c.TxMessages > n/2 {
 		t.Fatalf("a re-added port starts with the old counters: %+v", c)
+	}
+}
+
+// TestNativeAdoptWithoutCounterMaps: a manager adopting the pinned state of a version
+// without the counter maps (removed here) creates them with entries for every port and peer
+// before its programs run (the rx program takes a source without an entry for no peer), so
+// traffic goes on and is counted per port and peer.
+func TestNativeAdoptWithoutCounterMaps(t *testing.T) {
+	b := newNativeBed(t, bedOptions{})
+	for i := range b.hosts {
+		if err := b.manager(i).Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{bpf.MapPortStats, bpf.MapPeerStats} {
+			if err := os.Remove(filepath.Join(b.opts[i].PinRoot, "maps", name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := NewManager(b.opts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		b.mgrs[i] = m
+		b.mu.Unlock()
+	}
+	const n = 5
+	if st, err := b.vms[0].PingWith(b.vms[1].IP, testbed.PingOptions{Count: n, Interval: 10 * time.Millisecond}); err != nil {
+		t.Fatalf("ping after adoption: %v (%v)", err, st)
+	}
+	pp, err := b.manager(1).PortPeerStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := pp.Peers[b.specs[1].Peer]; c.RxSegments < n || pp.UnattributedPeer.RxSegments != 0 {
+		t.Fatalf("peer counters after adoption: %+v, unattributed %+v", c, pp.UnattributedPeer)
+	}
+	if c := pp.Ports[b.specs[1].Name]; c.RxFrames < n || c.TxMessages < n {
+		t.Fatalf("port counters after adoption: %+v", c)
 	}
 }

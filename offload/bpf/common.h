@@ -157,7 +157,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } port_meta SEC(".maps");
 
-/* Known peers (outer source addresses, network byte order) -> number of ports using them. */
+/* Known peers (outer source addresses, network byte order) -> number of ports using them.
+ * Manager bookkeeping: the rx program tests a source against peer_stats, whose entries the
+ * manager keeps for exactly these peers. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -220,16 +222,6 @@ static __always_inline struct port_counters *port_stats_get(__u32 ifindex)
 		return ps;
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&port_stats, &zero);
-}
-
-/* peer_stats_get returns the counters of the peer addr, else the key-0 bucket. */
-static __always_inline struct peer_counters *peer_stats_get(__u32 addr)
-{
-	struct peer_counters *ps = bpf_map_lookup_elem(&peer_stats, &addr);
-	if (ps)
-		return ps;
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&peer_stats, &zero);
 }
 
 /* TX_DROP counts a tx drop in the host counters and, if ps is set, the port's. */

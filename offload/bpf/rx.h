@@ -198,7 +198,16 @@ int sclp_rx(struct __sk_buff *skb)
 		goto pass;
 	COUNT(st, ST_RX_SEGMENTS);
 	COUNT_N(st, ST_RX_BYTES, skb->len);
-	struct peer_counters *pe = peer_stats_get(*(__u32 *)(ip + 12));
+	/* The peer's counters double as the known-peer test (one lookup per segment): the
+	 * manager creates a peer's peer_stats entry before its peers entry and deletes it after;
+	 * key 0, the unattributed bucket, is no peer. */
+	__u32 saddr = *(__u32 *)(ip + 12);
+	struct peer_counters *pe = saddr ? bpf_map_lookup_elem(&peer_stats, &saddr) : NULL;
+	int known = pe != NULL;
+	if (!pe) {
+		__u32 zero = 0;
+		pe = bpf_map_lookup_elem(&peer_stats, &zero);
+	}
 	if (pe) {
 		pe->rx_segments++;
 		pe->rx_bytes += skb->len;
@@ -223,8 +232,7 @@ int sclp_rx(struct __sk_buff *skb)
 		COUNT(st, ST_RX_DROP_EMPTY);
 		return TC_ACT_SHOT;
 	}
-	__u32 saddr = *(__u32 *)(ip + 12);
-	if (!bpf_map_lookup_elem(&peers, &saddr)) {
+	if (!known) {
 		COUNT(st, ST_RX_DROP_UNKNOWN_PEER);
 		return TC_ACT_SHOT;
 	}
