@@ -74,6 +74,12 @@ func TestPortAndPeerCounters(t *testing.T) {
 	if ret, _ := run(t, o.SclpRx, odd); ret != actShot {
 		t.Fatalf("segment of an unknown peer: verdict %d", ret)
 	}
+	// 0.0.0.0 is the key of the unattributed bucket, never a peer.
+	zero := segments(t, netip.IPv4Unspecified(), localB, 3, message(testVNI, frame[:100]), 1468)[0]
+	before := stats(t, o)
+	if ret, _ := run(t, o.SclpRx, zero); ret != actShot || stats(t, o).Sub(before).RxDropUnknownPeer != 1 {
+		t.Fatalf("segment from 0.0.0.0: verdict %d, %+v", ret, stats(t, o).Sub(before))
+	}
 	ports, err := ReadPortCounters(o.PortStats)
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +97,8 @@ func TestPortAndPeerCounters(t *testing.T) {
 	if got, want := peers[be32(peerA)], (PeerCounters{RxSegments: 3, RxBytes: 3 * uint64(len(seg))}); got != want {
 		t.Errorf("peer %v: %+v, want %+v", peerA, got, want)
 	}
-	if got, want := peers[UnattributedKey], (PeerCounters{RxSegments: 1, RxBytes: uint64(len(odd))}); got != want {
-		t.Errorf("unattributed bucket: %+v, want %+v (the unknown peer's segment)", got, want)
+	if got, want := peers[UnattributedKey], (PeerCounters{RxSegments: 2, RxBytes: uint64(len(odd) + len(zero))}); got != want {
+		t.Errorf("unattributed bucket: %+v, want %+v (the unknown peers' segments)", got, want)
 	}
 	if _, ok := peers[be32(stranger)]; ok {
 		t.Error("the rx program created an entry for an unknown peer")
