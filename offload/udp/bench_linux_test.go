@@ -396,9 +396,14 @@ type drops struct {
 
 // lossPlaces reads the drop counters of the jumbo sclp pair and of the VM in server.
 func lossPlaces(tb testing.TB, jumbo *pair, server *testbed.NS) drops {
+	return lossPlacesPair(tb, jumbo, server)
+}
+
+// lossPlacesPair reads the drop counters of the sclp pair p and of the VM in server.
+func lossPlacesPair(tb testing.TB, p *pair, server *testbed.NS) drops {
 	var d drops
-	d.txSocket = jumbo.dps[0].Stats().Ports["sclp0"].TxSocketDrops
-	d.rxSocket = jumbo.dps[1].Stats().RxSocketDrops
+	d.txSocket = p.dps[0].Stats().Ports["sclp0"].TxSocketDrops
+	d.rxSocket = p.dps[1].Stats().RxSocketDrops
 	out, err := server.Command("cat", "/proc/net/snmp").Output()
 	if err != nil {
 		tb.Fatalf("read snmp: %v", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,6 +87,11 @@ func (e *Env) MeasureAt(ctx context.Context, tb testbed.TB, p Point, d time.Dura
 }
 
 func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Duration, mbps float64, s *Sample) error {
+	if p.Proto == UDP {
+		if err := e.waitFragsExpired(); err != nil {
+			return err
+		}
+	}
 	srv, err := e.startServer(tb)
 	if err != nil {
 		return err
@@ -149,4 +155,35 @@ func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Durati
 	el := c1.at.Sub(c0.at).Seconds()
 	s.CPUCores = (r.LocalCPU+sr.CPU)/100 + s.DatapathCores + float64(t1-t0)/clkTck/max(el, 1e-3)
 	return nil
+}
+
+// waitFragsExpired waits (at most fragTimeout plus a second) until the receiving VM holds no
+// IPv4 reassembly queue: leftovers of an earlier run would take the fragment memory (see
+// Build).
+func (e *Env) waitFragsExpired() error {
+	deadline := time.Now().Add(fragTimeout + time.Second)
+	for {
+		var mem int
+		err := e.VMs[1].NS.Do(func() error {
+			b, err := os.ReadFile("/proc/thread-self/net/sockstat")
+			mem = fragMemory(string(b))
+			return err
+		})
+		if err != nil || mem == 0 || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fragMemory reads the "FRAG: inuse N memory M" line of /proc/net/sockstat (0 if absent).
+func fragMemory(sockstat string) int {
+	for _, l := range strings.Split(sockstat, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 5 && f[0] == "FRAG:" && f[3] == "memory" {
+			n, _ := strconv.Atoi(f[4])
+			return n
+		}
+	}
+	return 0
 }

@@ -140,7 +140,7 @@ type Sustained struct {
 }
 
 // searchSustained runs, for every UDP point of cfg.SearchSizes and every built model, a
-// RateSearch starting at searchStartShare of the model's median unthrottled goodput (rows).
+// RateSearch starting at startMbps of the model's unthrottled median (rows).
 // The models step in lockstep: every model's first trial, then every model's second, and so
 // on.
 func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []*Env, rows []Row, ui UI) []Sustained {
@@ -157,7 +157,7 @@ func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []
 		var jobs []job
 		for _, e := range envs {
 			if row, ok := ix.get(e.Model.Name, p); ok && row.Gbps > 0 {
-				s := &RateSearch{StartMbps: row.Gbps * 1000 * searchStartShare, Runs: cfg.SearchRuns}
+				s := &RateSearch{StartMbps: startMbps(row, cfg.Duration), Runs: cfg.SearchRuns}
 				if row.LossPct > 50 {
 					s.Up = 2
 				}
@@ -206,6 +206,19 @@ func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []
 		}
 	}
 	return out
+}
+
+// startMbps is where the search of a model at a point starts: searchStartShare of what the
+// unthrottled runs carried, that is of the goodput or, when more, of the underlay's bit rate
+// (wire frames x their average size): when datagrams are IP-fragmented and a lost fragment
+// kills its datagram, an overloaded path delivers almost no goodput while its wire still
+// carries fragments at the rate it can sustain.
+func startMbps(row Row, d time.Duration) float64 {
+	wire := 0.0
+	if d > 0 {
+		wire = row.WirePkts * row.WireFrameBytes * 8 / d.Seconds() / 1e6
+	}
+	return max(row.Gbps*1000, wire) * searchStartShare
 }
 
 // sustainedCell formats a search result for the summary: goodput (loss) at the offered
@@ -297,7 +310,7 @@ func writeSustained(b *strings.Builder, rep *Report) {
 	}
 	models := rep.Config.Models
 	fmt.Fprintf(b, "\n## UDP at the rate the path sustains: goodput Gbit/s (loss %%) at the highest offered rate with <= %.0f%% loss\n\n", MaxSustainedLossPct)
-	fmt.Fprintf(b, "Search per model: start at %.0f%% of the unthrottled goodput above, x%.2f after a pass, /%.2f after a failure, "+
+	fmt.Fprintf(b, "Search per model: start at %.0f%% of what the unthrottled runs carried (goodput, or the wire bit rate when higher), x%.2f after a pass, /%.2f after a failure, "+
 		"then bisect; at most %d runs of %v (same method for every model; the models step in lockstep). "+
 		"The unthrottled median counts when its loss is within the limit (\"unthrottled\"); \">=\" marks a search that found no "+
 		"failing rate above its best (a lower bound; it climbs x2 per pass when the unthrottled run collapsed, > 50%% lost). "+

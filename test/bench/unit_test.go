@@ -491,3 +491,24 @@ func TestSustainedSummaryAndCSV(t *testing.T) {
 		t.Errorf("sustained.csv:\n%s", buf.String())
 	}
 }
+
+func TestSearchStart(t *testing.T) {
+	// Goodput above the wire rate: start from the goodput.
+	if got := startMbps(Row{Gbps: 4, WirePkts: 100, WireFrameBytes: 1500}, 3*time.Second); math.Abs(got-3600) > 1e-6 {
+		t.Errorf("start %.1f Mbit/s, want 3600", got)
+	}
+	// Fragmented datagrams, collapsed goodput: the wire carried 1.5 Gbit/s of fragments.
+	if got := startMbps(Row{Gbps: 0.001, WirePkts: 375000, WireFrameBytes: 1500}, 3*time.Second); math.Abs(got-1350) > 1e-6 {
+		t.Errorf("start %.1f Mbit/s, want 1350", got)
+	}
+}
+
+func TestFragMemory(t *testing.T) {
+	st := "sockets: used 5\nTCP: inuse 0 orphan 0 tw 0 alloc 0 mem 0\nUDP: inuse 1 mem 2\nFRAG: inuse 3 memory 196608\n"
+	if got := fragMemory(st); got != 196608 {
+		t.Errorf("fragMemory = %d, want 196608", got)
+	}
+	if got := fragMemory("FRAG: inuse 0 memory 0\n"); got != 0 {
+		t.Errorf("fragMemory = %d, want 0", got)
+	}
+}
