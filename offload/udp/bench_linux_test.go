@@ -38,6 +38,7 @@ type iperfResult struct {
 // IRQ_TIME_ACCOUNTING). Other load on the machine does not enter, except through softirq.
 func iperf(tb testing.TB, client, server *testbed.NS, dst netip.Addr, secs int, args ...string) iperfResult {
 	tb.Helper()
+	waitFrags(tb, server)
 	srv := server.StartProc(tb, "iperf3", "-s", "-1", "-B", dst.String())
 	defer srv.Stop(time.Second)
 	time.Sleep(300 * time.Millisecond)
@@ -86,6 +87,20 @@ func iperf(tb testing.TB, client, server *testbed.NS, dst netip.Addr, secs int, 
 	return r
 }
 
+// waitFrags waits (at most 3 s) until ns holds no IPv4 reassembly queue (see vxlanPair).
+func waitFrags(tb testing.TB, ns *testbed.NS) {
+	tb.Helper()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, err := ns.Command("cat", "/proc/net/sockstat").Output()
+		if err != nil {
+			tb.Fatalf("read sockstat: %v", err)
+		}
+		if !strings.Contains(string(out), "FRAG: inuse") || strings.Contains(string(out), "FRAG: inuse 0 ") {
+			return
+		}
+	}
+}
+
 // selfCPU is this process's CPU time.
 func selfCPU() time.Duration {
 	var ru unix.Rusage
@@ -120,6 +135,10 @@ func vxlanPair(tb testing.TB, innerMTU int) []*testbed.VM {
 		o := hosts[1-i]
 		vm := testbed.NewVM(tb, h.NS, testbed.VMOptions{MTU: innerMTU,
 			Addr: netip.MustParsePrefix(fmt.Sprintf("192.168.78.%d/24", i+1))})
+		// VXLAN's 60 KB datagrams are IP-fragmented: incomplete reassembly queues of a lossy
+		// run would hold the VM's fragment memory for 30 s (ipfrag_time) and make every
+		// fragment of the next runs drop; 2 s, and iperf waits for them to expire.
+		vm.MustRun(tb, "sysctl", "-q", "-w", "net.ipv4.ipfrag_time=2")
 		h.MustRun(tb, "ip", "link", "add", "vx0", "mtu", strconv.Itoa(min(innerMTU, 1450)), "type", "vxlan", "id", "42",
 			"local", h.IP.String(), "remote", o.IP.String(), "dstport", "4789", "dev", h.Underlay)
 		h.MustRun(tb, "ip", "link", "add", "br0", "type", "bridge")
