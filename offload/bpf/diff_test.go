@@ -20,6 +20,7 @@ type rxVerdict struct {
 	counter string // the one counter besides rx_segments/rx_bytes (or rx_passed)
 	out     []byte // fast path: the inner frame
 	reason  Reason // ring: the record reason
+	ip      []byte // ring: the IPv4 packet in the record
 }
 
 // refRx is the Go model of sclp_rx, written from the rules (docs/datapath.md) with the
@@ -32,12 +33,25 @@ func refRx(pkt []byte, peers map[netip.Addr]bool, ports map[[2]uint32]uint32) rx
 		if r == ReasonTooLarge {
 			c = "rx_exc_large"
 		}
-		return rxVerdict{act: actShot, counter: c, reason: r}
+		return rxVerdict{act: actShot, counter: c, reason: r, ip: pkt[14 : 14+int(binary.BigEndian.Uint16(pkt[16:]))]}
 	}
 	if len(pkt) < 34 || binary.BigEndian.Uint16(pkt[12:]) != 0x0800 || pkt[23] != sclp.IPProtocol {
 		return pass
 	}
 	ip := pkt[14:]
+	if ihl := int(ip[0]&0x0f) * 4; ip[0]>>4 == 4 && ihl > 20 {
+		// Options: header validated, options removed, then as any packet.
+		tot := int(binary.BigEndian.Uint16(ip[2:]))
+		switch {
+		case len(ip) < ihl:
+			return drop("rx_drop_short")
+		case sclp.Fold(sclp.Sum(ip[:ihl], 0)) != 0xffff || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0:
+			return drop("rx_drop_bad_ip")
+		case tot < ihl || tot+14 > len(pkt):
+			return drop("rx_drop_short")
+		}
+		return refRx(stripOptions(pkt), peers, ports)
+	}
 	if ip[0] != 0x45 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 || sclp.Fold(sclp.Sum(ip[:20], 0)) != 0xffff {
 		return drop("rx_drop_bad_ip")
 	}
@@ -88,6 +102,31 @@ func refRx(pkt []byte, peers map[netip.Addr]bool, ports map[[2]uint32]uint32) rx
 	return rxVerdict{act: actRedirect, counter: "rx_fast", out: inner}
 }
 
+// stripOptions returns an Ethernet/IPv4 frame with the IPv4 options removed (header rewritten
+// as 20 bytes, total length and checksum fixed), as the rx program does.
+func stripOptions(pkt []byte) []byte {
+	ihl := int(pkt[14]&0x0f) * 4
+	out := append(append([]byte(nil), pkt[:34]...), pkt[14+ihl:]...)
+	ip := out[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])-uint16(ihl-20))
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ^sclp.Fold(sclp.Sum(ip[:20], 0)))
+	return out
+}
+
+// withOptions returns p with n bytes (a multiple of 4, up to 40) of IPv4 options inserted
+// after the header, total length and checksum fixed.
+func withOptions(p []byte, opts []byte) []byte {
+	out := append(append(append([]byte(nil), p[:34]...), opts...), p[34:]...)
+	ip := out[14:]
+	ip[0] = 0x45 + byte(len(opts)/4)
+	binary.BigEndian.PutUint16(ip[2:], binary.BigEndian.Uint16(ip[2:])+uint16(len(opts)))
+	binary.BigEndian.PutUint16(ip[10:], 0)
+	binary.BigEndian.PutUint16(ip[10:], ^sclp.Fold(sclp.Sum(ip[:20+len(opts)], 0)))
+	return out
+}
+
 // mutate damages (or not) a packet in one of the ways the wire can.
 func mutate(r *rand.Rand, p []byte) []byte {
 	refixIP := func() {
@@ -102,7 +141,7 @@ func mutate(r *rand.Rand, p []byte) []byte {
 		binary.BigEndian.PutUint16(p[44:], 0)
 		binary.BigEndian.PutUint16(p[44:], ^sclp.Fold(sclp.Sum(p[34:14+tot], 0)))
 	}
-	switch r.IntN(12) {
+	switch r.IntN(13) {
 	case 0, 1, 2: // intact
 	case 3: // flip a byte anywhere
 		p[r.IntN(len(p))] ^= byte(1 + r.IntN(255))
@@ -132,6 +171,21 @@ func mutate(r *rand.Rand, p []byte) []byte {
 		refixSCLP()
 	case 11: // another protocol
 		p[23] = []byte{17, 6, 1}[r.IntN(3)]
+	case 12: // IPv4 options (NOPs, a router alert), sometimes damaged afterwards
+		opts := make([]byte, 4*(1+r.IntN(10)))
+		for i := range opts {
+			opts[i] = 1 // NOP
+		}
+		if r.IntN(2) == 0 {
+			copy(opts, []byte{0x94, 4, 0, 0}) // router alert
+		}
+		p = withOptions(p, opts)
+		switch r.IntN(4) {
+		case 0:
+			p[14+20+r.IntN(len(opts))] ^= 0x10 // option byte: header checksum now wrong
+		case 1:
+			p = p[:14+20+r.IntN(len(opts))] // cut inside the options
+		}
 	}
 	return p
 }
@@ -163,6 +217,9 @@ func TestRxDifferential(t *testing.T) {
 		}
 		want := refRx(p, peers, ports)
 		counts[want.counter]++
+		if p[14]>>4 == 4 && p[14]&0x0f > 5 {
+			counts["(with ip options) "+want.counter]++
+		}
 		before := stats(t, o)
 		ret, out := run(t, o.SclpRx, append([]byte(nil), p...))
 		d := stats(t, o).Sub(before)
@@ -191,8 +248,7 @@ func TestRxDifferential(t *testing.T) {
 			if err != nil || got.Reason != want.reason {
 				t.Fatalf("packet %d: record %+v %v, want reason %v", i, got, err, want.reason)
 			}
-			tot := int(binary.BigEndian.Uint16(p[16:]))
-			equalBytes(t, "ring packet", got.Packet, p[14:14+tot])
+			equalBytes(t, "ring packet", got.Packet, want.ip)
 		}
 	}
 	t.Logf("verdicts: %v", counts)

@@ -144,6 +144,44 @@ static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st,
 
 #include "merge.h"
 
+/* strip_options validates an IPv4 header of ihl words (6..15: with options) and removes the
+ * options (bpf_skb_adjust_room at the network header), rewriting the header as one of 20
+ * bytes. It returns 0, or the counter of the drop: a fragment or a bad header checksum is
+ * bad_ip, a total length below the header or beyond the packet is short. */
+static __always_inline int strip_options(struct __sk_buff *skb, __u32 ihl, __u32 len)
+{
+	__u8 h[60];
+	__u32 n = ihl * 4;
+
+	if (n < IP_HLEN + 4 || n > sizeof(h) || len < ETH_HLEN + n)
+		return ST_RX_DROP_SHORT;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, h, n))
+		return ST_RX_DROP_ERROR;
+	__u64 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 60; i += 4)
+		if (i < n)
+			sum += *(__u16 *)(h + i) + *(__u16 *)(h + i + 2);
+	__u32 tot = bpf_ntohs(*(__u16 *)(h + 2));
+	if (csum_fold(sum) != 0xffff || (*(__u16 *)(h + 6) & bpf_htons(0x3fff)))
+		return ST_RX_DROP_BAD_IP;
+	if (tot < n || tot + ETH_HLEN > len)
+		return ST_RX_DROP_SHORT;
+	if (bpf_skb_adjust_room(skb, -(__s32)(n - IP_HLEN), BPF_ADJ_ROOM_NET, 0))
+		return ST_RX_DROP_ERROR;
+	h[0] = 0x45;
+	*(__u16 *)(h + 2) = bpf_htons(tot - (n - IP_HLEN));
+	*(__u16 *)(h + 10) = 0;
+	sum = 0;
+#pragma unroll
+	for (int i = 0; i < IP_HLEN; i += 2)
+		sum += *(__u16 *)(h + i);
+	*(__u16 *)(h + 10) = ~csum_fold(sum);
+	if (bpf_skb_store_bytes(skb, ETH_HLEN, h, IP_HLEN, BPF_F_RECOMPUTE_CSUM))
+		return ST_RX_DROP_ERROR;
+	return 0;
+}
+
 /* deliver decapsulates a single-segment message in place and redirects the inner frame
  * (inner bytes) into the tunnel port's datapath-side veth, whose peer pops it out. */
 static __always_inline int deliver(struct __sk_buff *skb, struct sclp_stats *st, struct rx_port *port,
@@ -213,7 +251,24 @@ int sclp_rx(struct __sk_buff *skb)
 		pe->rx_bytes += skb->len;
 	}
 
-	/* IPv4: no options (SCLP senders never send them), not a fragment, valid checksum. */
+	/* IPv4 with options (SCLP senders never write them; the Go parser accepts them):
+	 * validated and stripped, so the packet takes the paths of one without. */
+	if (ip[0] != 0x45 && (ip[0] >> 4) == 4 && (ip[0] & 0x0f) > 5) {
+		int r = strip_options(skb, ip[0] & 0x0f, skb->len);
+		if (r) {
+			COUNT(st, r);
+			return TC_ACT_SHOT;
+		}
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + ETH_HLEN + IP_HLEN > end) {
+			COUNT(st, ST_RX_DROP_ERROR);
+			return TC_ACT_SHOT;
+		}
+		ip = data + ETH_HLEN;
+	}
+
+	/* IPv4: no options (left), not a fragment, valid checksum. */
 	__u64 isum = 0;
 #pragma unroll
 	for (int i = 0; i < IP_HLEN; i += 2)

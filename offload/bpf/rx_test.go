@@ -59,6 +59,49 @@ func readRecords(t *testing.T, rd *ringbuf.Reader, n int) []Record {
 	return recs
 }
 
+// TestRxIPOptions: an outer IPv4 header with options (valid checksum) is not dropped: the
+// rx program strips the options and delivers the frame (fast path), or hands the packet to
+// userspace without them, as the Go parser would take it.
+func TestRxIPOptions(t *testing.T) {
+	o := loadObjects(t)
+	addRxPort(t, o, peerA, testVNI, 77, 1500)
+	r := rand.New(rand.NewPCG(3, 4))
+	frame := innerFrame(r, 700)
+	seg := segments(t, peerA, localB, 5, message(testVNI, frame), 1468)[0]
+	for _, opts := range [][]byte{{0x94, 4, 0, 0}, make([]byte, 40)} {
+		p := withOptions(seg, opts)
+		before := stats(t, o)
+		ret, out := run(t, o.SclpRx, p)
+		if ret != actRedirect {
+			t.Fatalf("%d bytes of options: verdict %d, %+v", len(opts), ret, stats(t, o).Sub(before))
+		}
+		equalBytes(t, "frame behind IPv4 options", out, frame)
+		onlyCounter(t, stats(t, o).Sub(before), map[string]uint64{
+			"rx_segments": 1, "rx_bytes": uint64(len(p)), "rx_fast": 1, "rx_fast_bytes": uint64(len(frame)),
+		})
+		// The Go parser takes the same packet.
+		if _, _, _, payload, err := sclp.ParseIPv4(p[14:], true); err != nil || len(payload) != len(frame)+8 {
+			t.Fatalf("Go parser: %v (%d payload bytes)", err, len(payload))
+		}
+	}
+	// A multi-segment message's segment goes to the ring without its options.
+	rd, err := ringbuf.NewReader(o.Exceptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	big := innerFrame(r, 3000)
+	seg = segments(t, peerA, localB, 6, message(testVNI, big), 1468)[1]
+	if ret, _ := run(t, o.SclpRx, withOptions(seg, []byte{1, 1, 1, 1, 1, 1, 1, 1})); ret != actShot {
+		t.Fatalf("verdict %d", ret)
+	}
+	recs := readRecords(t, rd, 1)
+	if recs[0].Reason != ReasonMultiSegment {
+		t.Fatalf("record %+v", recs[0])
+	}
+	equalBytes(t, "ring packet without options", recs[0].Packet, seg[14:])
+}
+
 func TestRxMultiSegmentToRing(t *testing.T) {
 	o := loadObjects(t)
 	addRxPort(t, o, peerA, testVNI, 77, 1500)
@@ -163,7 +206,13 @@ func TestRxMalformed(t *testing.T) {
 			fixIP(p)
 			return p
 		}, "rx_drop_bad_ip"},
-		{"ip_options", func() []byte { p := good(); p[14] = 0x46; fixIP(p); return p }, "rx_drop_bad_ip"},
+		{"ip_options_bad_checksum", func() []byte {
+			p := withOptions(good(), []byte{1, 1, 1, 1})
+			p[34] = 0 // an option byte changed after the checksum
+			return p
+		}, "rx_drop_bad_ip"},
+		{"ip_options_cut", func() []byte { return withOptions(good(), make([]byte, 8))[:40] }, "rx_drop_short"},
+		{"ip_header_below_20", func() []byte { p := good(); p[14] = 0x44; fixIP(p); return p }, "rx_drop_bad_ip"},
 		{"bad_port", func() []byte {
 			h := hdr
 			h.DstPort = 4790

@@ -57,7 +57,8 @@ type Stats struct {
 	RxDropShort uint64
 	// RxDropEmpty counts segments without payload.
 	RxDropEmpty uint64
-	// RxDropBadIP counts bad outer IPv4 headers (options, fragments, checksum).
+	// RxDropBadIP counts bad outer IPv4 headers (version, header length, fragments, checksum;
+	// options are stripped, not dropped).
 	RxDropBadIP uint64
 	// RxDropBadPort counts segments whose SCLP destination port is not 4789.
 	RxDropBadPort uint64
