@@ -37,6 +37,7 @@ type ipDatapath struct {
 	mu   sync.Mutex
 	spec map[string]offload.PortSpec
 	inj  map[string]*fallback.Injector
+	cnt  map[string]*offload.CountedPort // inj, counting the frames delivered (in the port table)
 	keys map[string]fallback.PortKey
 	mtu  map[string]int
 }
@@ -87,7 +88,7 @@ func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, erro
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}), pins: cfg.PinPath, spec: map[string]offload.PortSpec{},
-		inj: map[string]*fallback.Injector{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
+		inj: map[string]*fallback.Injector{}, cnt: map[string]*offload.CountedPort{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
 	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
 	go func() {
 		defer close(d.done)
@@ -106,26 +107,41 @@ func (d *ipDatapath) EnsurePort(ctx context.Context, spec offload.PortSpec) erro
 	defer d.mu.Unlock()
 	d.spec[spec.Name] = spec
 	key := fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}
-	if in, ok := d.inj[spec.Name]; ok && d.keys[spec.Name] == key && d.mtu[spec.Name] == spec.MTU && in.Interface() == spec.PeerName {
+	if in, ok := d.inj[spec.Name]; ok && d.keys[spec.Name] == key && d.mtu[spec.Name] == spec.MTU &&
+		in.Interface() == spec.PeerName {
 		return nil
 	}
 	d.dropLocked(spec.Name)
-	in, err := fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU})
+	inj, err := fallback.NewInjector(fallback.InjectorOptions{Interface: spec.PeerName, MTU: spec.MTU})
 	if err != nil {
 		return fmt.Errorf("injector on %s: %w", spec.PeerName, err)
 	}
-	d.inj[spec.Name], d.keys[spec.Name], d.mtu[spec.Name] = in, key, spec.MTU
-	d.pipe.Ports().Set(key, in)
+	cnt := &offload.CountedPort{Port: inj}
+	d.inj[spec.Name], d.cnt[spec.Name], d.keys[spec.Name], d.mtu[spec.Name] = inj, cnt, key, spec.MTU
+	d.pipe.Ports().Set(key, cnt)
 	return nil
+}
+
+// PortInjectStats returns the frames the userspace finish delivered into each port
+// (controller/metrics exports them per port).
+func (d *ipDatapath) PortInjectStats() map[string]offload.InjectCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]offload.InjectCounts, len(d.cnt))
+	for name, c := range d.cnt {
+		out[name] = c.Counts()
+	}
+	return out
 }
 
 func (d *ipDatapath) dropLocked(name string) {
 	if in, ok := d.inj[name]; ok {
-		if d.pipe.Ports().Lookup(d.keys[name]) == fallback.Port(in) {
+		if d.pipe.Ports().Lookup(d.keys[name]) == fallback.Port(d.cnt[name]) {
 			d.pipe.Ports().Delete(d.keys[name])
 		}
 		in.Close()
 		delete(d.inj, name)
+		delete(d.cnt, name)
 		delete(d.keys, name)
 		delete(d.mtu, name)
 	}
@@ -165,11 +181,15 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		return nil, err
 	}
 	d.mu.Lock()
-	spec := d.spec[name]
+	spec, cnt := d.spec[name], d.cnt[name]
 	d.mu.Unlock()
 	out := hostCounters(s, d.pipe.Stats())
 	if c, ok := pp.Ports[name]; ok {
 		maps.Copy(out, portCounters(c, pp.Peers[pp.PortPeer[name]]))
+	}
+	if cnt != nil {
+		in := cnt.Counts()
+		out["rx_frames_userspace"], out["rx_frame_bytes_userspace"] = in.Frames, in.Bytes
 	}
 	// The ids of the programs attached for this port (tx on the datapath-side veth, rx on
 	// the underlay), from the pinned TCX links.

@@ -208,12 +208,26 @@ type PortPeerStatser interface {
 	PortPeerStats() (offload.PortPeerStats, error)
 }
 
+// PortInjectStatser is implemented by a mode=ip datapath that counts the frames its
+// userspace fallback injected per port (offload.CountedPort), by port name.
+type PortInjectStatser interface {
+	PortInjectStats() map[string]offload.InjectCounts
+}
+
+// PortInjectStatsFunc adapts a function to PortInjectStatser.
+type PortInjectStatsFunc func() map[string]offload.InjectCounts
+
+// PortInjectStats calls f.
+func (f PortInjectStatsFunc) PortInjectStats() map[string]offload.InjectCounts { return f() }
+
 // IPSource is the DatapathSource of mode=ip: the BPF counters (FromBPF, or FromBPFPorts if
-// Ports is set) and, if set, the userspace fallback pipeline (FromFallback).
+// Ports is set) and, if set, the userspace fallback pipeline (FromFallback), whose delivered
+// frames are exported per port (with the port's peer when Ports is set) if Injected is set.
 type IPSource struct {
 	Datapath BPFStatser
 	Fallback PipelineStatser
 	Ports    PortPeerStatser
+	Injected PortInjectStatser
 }
 
 // DatapathStats reads the BPF stats maps and the fallback pipeline.
@@ -222,7 +236,10 @@ func (s IPSource) DatapathStats() (DatapathStats, error) {
 	if err != nil {
 		return DatapathStats{}, fmt.Errorf("read mode=ip datapath stats: %w", err)
 	}
-	var st DatapathStats
+	var (
+		st       DatapathStats
+		portPeer map[string]netip.Addr
+	)
 	if s.Ports == nil {
 		st = FromBPF(b)
 	} else {
@@ -230,10 +247,41 @@ func (s IPSource) DatapathStats() (DatapathStats, error) {
 		if err != nil {
 			return DatapathStats{}, fmt.Errorf("read mode=ip port and peer stats: %w", err)
 		}
-		st = FromBPFPorts(b, pp)
+		st, portPeer = FromBPFPorts(b, pp), pp.PortPeer
 	}
 	if s.Fallback != nil {
-		st = Merge(st, FromFallback(s.Fallback.Stats()))
+		fb := FromFallback(s.Fallback.Stats())
+		if s.Injected != nil {
+			fb.Samples = perPortInjected(fb.Samples, s.Injected.PortInjectStats(), portPeer)
+		}
+		st = Merge(st, fb)
 	}
 	return st, nil
+}
+
+// perPortInjected replaces the fallback's per-host userspace deliveries in out by the per-port
+// counts of inj (labelled with the port's peer from peers, if known).
+func perPortInjected(out []Sample, inj map[string]offload.InjectCounts, peers map[string]netip.Addr) []Sample {
+	kept := out[:0]
+	for _, smp := range out {
+		if (smp.Counter == RxFrames || smp.Counter == RxFrameBytes) && smp.Path == PathUserspace {
+			continue
+		}
+		kept = append(kept, smp)
+	}
+	names := make([]string, 0, len(inj))
+	for name := range inj {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		peer := ""
+		if a := peers[name]; a.IsValid() {
+			peer = a.String()
+		}
+		c := inj[name]
+		kept = append(kept, Sample{Counter: RxFrames, Port: name, Peer: peer, Path: PathUserspace, Value: c.Frames},
+			Sample{Counter: RxFrameBytes, Port: name, Peer: peer, Path: PathUserspace, Value: c.Bytes})
+	}
+	return kept
 }

@@ -90,6 +90,9 @@ func sourceOf(dp offload.Datapath, peers func() map[string]netip.Addr) DatapathS
 		if p, ok := dp.(PortPeerStatser); ok {
 			src.Ports = p
 		}
+		if p, ok := dp.(PortInjectStatser); ok {
+			src.Injected = p
+		}
 		return src
 	}
 	return nil

@@ -22,6 +22,9 @@ func sourceOf(dp offload.Datapath, _ func() map[string]netip.Addr) DatapathSourc
 		if p, ok := dp.(PortPeerStatser); ok {
 			src.Ports = p
 		}
+		if p, ok := dp.(PortInjectStatser); ok {
+			src.Injected = p
+		}
 		return src
 	}
 	return nil

@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -188,5 +189,48 @@ func TestWire(t *testing.T) {
 	}
 	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "sclp_ovs_ovsdb_connected 0") {
 		t.Error("ovsdb_connected still 1 with the store failing")
+	}
+}
+
+// fakePortIPDP is fakeIPDP with per-port and per-peer BPF counters and per-port injections.
+type fakePortIPDP struct {
+	fakeIPDP
+	pp  offload.PortPeerStats
+	inj map[string]offload.InjectCounts
+}
+
+func (f *fakePortIPDP) PortPeerStats() (offload.PortPeerStats, error)     { return f.pp, nil }
+func (f *fakePortIPDP) PortInjectStats() map[string]offload.InjectCounts { return f.inj }
+
+// TestIPSourcePerPort: a mode=ip datapath with per-port counters gets its frames delivered by
+// userspace per port (with the port's peer) instead of the pipeline's per-host count.
+func TestIPSourcePerPort(t *testing.T) {
+	peer := netip.MustParseAddr("10.0.0.2")
+	dp := &fakePortIPDP{
+		pp: offload.PortPeerStats{Ports: map[string]bpf.PortCounters{"sclp0a000002": {RxFrames: 3}},
+			PortPeer: map[string]netip.Addr{"sclp0a000002": peer}, Peers: map[netip.Addr]bpf.PeerCounters{}},
+		inj: map[string]offload.InjectCounts{"sclp0a000002": {Frames: 40, Bytes: 2_000_000}},
+	}
+	dp.fb.InjectedFrames, dp.fb.InjectedBytes = 41, 2_000_100 // one frame to a port removed since
+	src, err := DatapathSources(map[offload.Mode]offload.Datapath{offload.ModeIP: dp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := src[offload.ModeIP].DatapathStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user []Sample
+	for _, s := range st.Samples {
+		if (s.Counter == RxFrames || s.Counter == RxFrameBytes) && s.Path == PathUserspace {
+			user = append(user, s)
+		}
+	}
+	want := []Sample{
+		{Counter: RxFrames, Port: "sclp0a000002", Peer: "10.0.0.2", Path: PathUserspace, Value: 40},
+		{Counter: RxFrameBytes, Port: "sclp0a000002", Peer: "10.0.0.2", Path: PathUserspace, Value: 2_000_000},
+	}
+	if fmt.Sprint(user) != fmt.Sprint(want) {
+		t.Fatalf("userspace deliveries %+v, want %+v (per port, none per host)", user, want)
 	}
 }

@@ -115,6 +115,7 @@ func newIPTunnel(t *testing.T) *tunnel {
 	tn := newHostsAndVMs(t, offload.ModeIP, ipInnerMTU)
 	var mgrs []*offload.Manager
 	var pipes []*fallback.Pipeline
+	var cnts []*offload.CountedPort
 	for i, h := range tn.hosts {
 		root := filepath.Join("/sys/fs/bpf", "sclp-ovs-obs-"+h.Name)
 		t.Cleanup(func() { os.RemoveAll(root) })
@@ -127,10 +128,14 @@ func newIPTunnel(t *testing.T) *tunnel {
 		if err := m.EnsurePort(context.Background(), spec); err != nil {
 			t.Fatalf("ensure port on %s: %v", h.Name, err)
 		}
-		pipe := startFallback(t, h, tn.vms[i], m, spec)
+		pipe, cnt := startFallback(t, h, tn.vms[i], m, spec)
+		cnts = append(cnts, cnt)
 		mgrs = append(mgrs, m)
 		pipes = append(pipes, pipe)
-		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe, Ports: m})
+		tn.sources = append(tn.sources, metrics.IPSource{Datapath: m, Fallback: pipe, Ports: m,
+			Injected: metrics.PortInjectStatsFunc(func() map[string]offload.InjectCounts {
+				return map[string]offload.InjectCounts{spec.Name: cnt.Counts()}
+			})})
 		tn.ensure = append(tn.ensure, func(ctx context.Context) error { return m.EnsurePort(ctx, spec) })
 		tn.live = append(tn.live, []metrics.Check{metrics.AttachedCheck(m.Ports, h.Do)})
 	}
@@ -153,20 +158,23 @@ func newIPTunnel(t *testing.T) *tunnel {
 			"1|sclp_ovs_exceptions_total": float64(s1.RxExcMulti + s1.RxExcLarge + s1.RxExcOutOfOrder +
 				s1.RxExcBusy + s1.RxExcMergedRun),
 			// The per-port and per-peer series are the BPF programs' own breakdown.
-			`0|sclp_ovs_tx_bytes_total|port="sclp0"`:             float64(p0.Ports["sclp0"].TxBytes),
-			`0|sclp_ovs_tx_segments_total|port="sclp0"`:          float64(p0.Ports["sclp0"].TxSegments),
-			`1|sclp_ovs_rx_frame_bytes_total|port="sclp1"`:       float64(p1.Ports["sclp1"].RxFrameBytes),
-			"1|sclp_ovs_rx_segments_total|" + peer0:              float64(p1.Peers[tn.specs[1].Peer].RxSegments),
-			"1|sclp_ovs_rx_bytes_total|" + peer0 + `,port=""`:    float64(p1.Peers[tn.specs[1].Peer].RxBytes),
-			`1|sclp_ovs_tx_messages_total|port="sclp1",` + peer0: float64(p1.Ports["sclp1"].TxMessages),
+			`0|sclp_ovs_tx_bytes_total|port="sclp0"`:                            float64(p0.Ports["sclp0"].TxBytes),
+			`0|sclp_ovs_tx_segments_total|port="sclp0"`:                         float64(p0.Ports["sclp0"].TxSegments),
+			`1|sclp_ovs_rx_frame_bytes_total|path="kernel",port="sclp1"`:        float64(p1.Ports["sclp1"].RxFrameBytes),
+			"1|sclp_ovs_rx_segments_total|" + peer0:                             float64(p1.Peers[tn.specs[1].Peer].RxSegments),
+			"1|sclp_ovs_rx_bytes_total|" + peer0 + `,port=""`:                   float64(p1.Peers[tn.specs[1].Peer].RxBytes),
+			`1|sclp_ovs_tx_messages_total|port="sclp1",` + peer0:                float64(p1.Ports["sclp1"].TxMessages),
+			`1|sclp_ovs_rx_frames_total|path="userspace",port="sclp1",` + peer0: float64(cnts[1].Counts().Frames),
+			`1|sclp_ovs_rx_frame_bytes_total|path="userspace"`:                  float64(pipes[1].Stats().InjectedBytes),
 		}
 	}
 	return tn
 }
 
 // startFallback runs host h's userspace finish for mode=ip: ring reader -> reassembly ->
-// GSO injection into the tunnel port's datapath-side veth. It returns the pipeline.
-func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Manager, spec offload.PortSpec) *fallback.Pipeline {
+// GSO injection into the tunnel port's datapath-side veth. It returns the pipeline and the
+// port's injector, counting its deliveries.
+func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Manager, spec offload.PortSpec) (*fallback.Pipeline, *offload.CountedPort) {
 	t.Helper()
 	pipe, err := fallback.NewPipeline(fallback.PipelineOptions{Workers: 1, Reassembly: sclp.DefaultConfig()})
 	if err != nil {
@@ -180,7 +188,8 @@ func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Man
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inj.Close() }) // runs after the reader below has stopped
-	pipe.Ports().Set(fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}, inj)
+	cnt := &offload.CountedPort{Port: inj}
+	pipe.Ports().Set(fallback.PortKey{Peer: spec.Peer, VNI: spec.VNI}, cnt)
 	rd, err := ringbuf.NewReader(m.ExceptionRing())
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +203,7 @@ func startFallback(t *testing.T, h *testbed.Host, vm *testbed.VM, m *offload.Man
 		rd.Close()
 		<-done
 	})
-	return pipe
+	return pipe, cnt
 }
 
 // noIPv6 disables IPv6 in a namespace (existing and new devices).
