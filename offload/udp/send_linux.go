@@ -40,7 +40,24 @@ type sender struct {
 	stopped func() bool
 
 	backpressure uint64 // waits for room (EAGAIN/ENOBUFS)
+
+	// The queue of one-segment messages sent together with one sendmmsg (queue, flushQueue).
+	qk    int
+	qfd   int
+	qhdrs []byte
+	qiov  []unix.Iovec
+	qmm   []mmsghdr
 }
+
+// mmsghdr is struct mmsghdr of sendmmsg(2) and recvmmsg(2).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// sendBatch is how many one-segment messages one sendmmsg carries at most.
+const sendBatch = 16
 
 // newSender prepares a sender for segments of mss payload bytes.
 func newSender(mss int, stopped func() bool) (*sender, error) {
@@ -49,9 +66,12 @@ func newSender(mss int, stopped func() bool) (*sender, error) {
 	}
 	per := min(maxUDPPayload/(sclp.HeaderLen+mss), maxSegsPerSend)
 	s := &sender{mss: mss, perSend: per, stopped: stopped,
-		hdrs: make([]byte, per*sclp.HeaderLen),
-		iov:  make([]unix.Iovec, 2*per),
-		cmsg: make([]byte, unix.CmsgSpace(2))}
+		hdrs:  make([]byte, per*sclp.HeaderLen),
+		iov:   make([]unix.Iovec, 2*per),
+		cmsg:  make([]byte, unix.CmsgSpace(2)),
+		qhdrs: make([]byte, sendBatch*sclp.HeaderLen),
+		qiov:  make([]unix.Iovec, 2*sendBatch),
+		qmm:   make([]mmsghdr, sendBatch)}
 	s.seg.NoChecksum = true // the UDP checksum covers the segment (SCLP.md, SCLP in UDP)
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&s.cmsg[0]))
 	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
@@ -68,6 +88,9 @@ func newSender(mss int, stopped func() bool) (*sender, error) {
 // send transmits msg (VXLAN header + inner frame) to dst from fd as SCLP segments with the
 // given base header (ports and id). It returns the number of segments sent.
 func (s *sender) send(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
+	if _, err := s.flushQueue(); err != nil {
+		return 0, err
+	}
 	if err := s.seg.Reset(msg, s.mss, base); err != nil {
 		return 0, err
 	}
@@ -139,4 +162,69 @@ func (s *sender) flush(fd, k int) error {
 		}
 		return fmt.Errorf("sendmsg: %w", e)
 	}
+}
+
+// queue sends a message of one segment together with the next ones: it is kept (its chunk
+// must stay valid until flushQueue) and sent with them by one sendmmsg. A longer message, a
+// change of socket or a full queue sends what is queued first. dst must be the same for every
+// message of a sender (one tunnel port's peer).
+func (s *sender) queue(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
+	if len(msg) > s.mss {
+		return s.send(fd, dst, msg, base)
+	}
+	if s.qk > 0 && (fd != s.qfd || s.qk == len(s.qmm)) {
+		if _, err := s.flushQueue(); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.seg.Reset(msg, s.mss, base); err != nil {
+		return 0, err
+	}
+	h, chunk, ok := s.seg.Next()
+	if !ok {
+		return 0, nil
+	}
+	s.dst, s.qfd = *dst, fd
+	k := s.qk
+	hb := s.qhdrs[k*sclp.HeaderLen : (k+1)*sclp.HeaderLen]
+	h.Put(hb)
+	s.qiov[2*k] = unix.Iovec{Base: &hb[0], Len: sclp.HeaderLen}
+	s.qiov[2*k+1] = unix.Iovec{Base: &chunk[0], Len: uint64(len(chunk))}
+	s.qmm[k].hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&s.dst)), Namelen: unix.SizeofSockaddrInet4, Iov: &s.qiov[2*k]}
+	s.qmm[k].hdr.SetIovlen(2)
+	s.qk++
+	return 1, nil
+}
+
+// flushQueue sends the queued one-segment messages with sendmmsg, waiting for room as flush
+// does (a partial send resumes after the last message sent: nothing is duplicated). On an
+// error it drops the rest of the queue and returns how many messages were not sent.
+func (s *sender) flushQueue() (unsent int, err error) {
+	for i := 0; i < s.qk; {
+		m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.qfd), uintptr(unsafe.Pointer(&s.qmm[i])), uintptr(s.qk-i), 0, 0, 0)
+		switch e {
+		case 0:
+			i += int(m)
+			continue
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN, unix.ENOBUFS:
+			s.backpressure++
+			if s.stopped() {
+				unsent, s.qk = s.qk-i, 0
+				return unsent, errStopped
+			}
+			if e == unix.EAGAIN {
+				p := [1]unix.PollFd{{Fd: int32(s.qfd), Events: unix.POLLOUT}}
+				_, _ = unix.Poll(p[:], 20)
+			} else {
+				time.Sleep(50 * time.Microsecond)
+			}
+			continue
+		}
+		unsent, s.qk = s.qk-i, 0
+		return unsent, fmt.Errorf("sendmmsg: %w", e)
+	}
+	s.qk = 0
+	return 0, nil
 }
