@@ -74,15 +74,22 @@ func (s *RateSearch) Next() (float64, bool) {
 	}
 }
 
-// Bracketed reports whether some run above the best passing rate failed: the result is then
-// the sustained rate within the search's resolution, not only a lower bound.
+// Bracketed reports whether the best passing rate is the sustained rate within the search's
+// resolution rather than only a lower bound: some run above it failed, or some run showed the
+// sender's own limit (goodput below 95% of the offered rate at <= 1% loss).
 func (s *RateSearch) Bracketed() bool {
 	best, ok := s.Result()
 	if !ok {
 		return false
 	}
 	for _, t := range s.trace {
-		if t.Sample.Err == nil && t.Sample.LossPct > MaxSustainedLossPct && t.OfferedMbps > best.OfferedMbps {
+		if t.Sample.Err != nil {
+			continue
+		}
+		if t.Sample.LossPct > MaxSustainedLossPct && t.OfferedMbps > best.OfferedMbps {
+			return true
+		}
+		if t.Sample.LossPct <= MaxSustainedLossPct && t.Sample.Gbps*1000 < 0.95*t.OfferedMbps {
 			return true
 		}
 	}

@@ -400,7 +400,7 @@ func TestRateSearch(t *testing.T) {
 	}{
 		{"below capacity: steps up, then bisects", 5000, 6000, 1e9, 5, 0, 5.7, 6.0, true, true},
 		{"above capacity: steps down", 8000, 6000, 1e9, 5, 0, 5.2, 6.0, true, true},
-		{"sender-bound: no loss at any rate", 1500, 1e9, 1650, 5, 0, 1.65, 1.65, true, false},
+		{"sender-bound: no loss at any rate", 1500, 1e9, 1650, 5, 0, 1.65, 1.65, true, true},
 		{"never passes: the lowest offered run", 8000, 100, 1e9, 4, 0, 0.1, 0.1, false, false},
 		{"two runs: a lower bound", 5000, 6000, 1e9, 2, 0, 5.75, 5.75, true, false},
 		{"collapsed start climbs x2", 30, 500, 1e9, 5, 2, 0.48, 0.48, true, false},
