@@ -199,7 +199,7 @@ type fakePortIPDP struct {
 	inj map[string]offload.InjectCounts
 }
 
-func (f *fakePortIPDP) PortPeerStats() (offload.PortPeerStats, error)     { return f.pp, nil }
+func (f *fakePortIPDP) PortPeerStats() (offload.PortPeerStats, error)    { return f.pp, nil }
 func (f *fakePortIPDP) PortInjectStats() map[string]offload.InjectCounts { return f.inj }
 
 // TestIPSourcePerPort: a mode=ip datapath with per-port counters gets its frames delivered by
