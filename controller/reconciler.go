@@ -82,15 +82,21 @@ func (e *PendingError) Error() string { return e.Reason }
 type Reconciler struct {
 	o Options
 
-	mu      sync.Mutex
+	// pass serialises reconcile passes and guards what only a pass touches. A pass talks to
+	// OVSDB and the datapaths and can take long (an OVSDB outage): it never holds mu while it
+	// does, so the views (Ports, Ready, Passes: /readyz, the status socket) never wait for it.
+	pass    sync.Mutex
 	running map[string]offload.PortSpec // ports the datapaths currently carry
-	states  map[string]PortState
-	flows   map[string]uint64    // bridge -> cookie installed
-	absent  map[string]int       // owned port name -> consecutive passes it was missing from OVSDB
-	since   map[string]time.Time // owned port name -> when it was first seen missing
-	passes  int
-	ready   bool // the last pass succeeded and every port is ready
-	keepHB  bool // leave the heartbeat on stop (a successor took over)
+	flows   map[string]uint64           // bridge -> cookie installed
+	absent  map[string]int              // owned port name -> consecutive passes it was missing from OVSDB
+	since   map[string]time.Time        // owned port name -> when it was first seen missing
+
+	// mu guards the published results of the last pass and the heartbeat flag.
+	mu     sync.Mutex
+	states map[string]PortState
+	passes int
+	ready  bool // the last pass succeeded and every port is ready
+	keepHB bool // leave the heartbeat on stop (a successor took over)
 }
 
 // New checks opts and returns a Reconciler.
@@ -181,11 +187,11 @@ func (r *Reconciler) heartbeat(ctx context.Context) {
 // Ports returns a snapshot of every tunnel port, sorted by name.
 func (r *Reconciler) Ports() []PortState {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	out := make([]PortState, 0, len(r.states))
 	for _, s := range r.states {
 		out = append(out, s)
 	}
+	r.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Config.Name < out[j].Config.Name })
 	for i := range out {
 		dp := r.o.Datapaths[out[i].Config.Mode]
@@ -236,12 +242,16 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 }
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.passes++
+	r.mu.Unlock()
 	bridges, err := r.o.Store.Bridges(ctx)
 	if err != nil {
+		r.mu.Lock()
 		r.ready = false
+		r.mu.Unlock()
 		return fmt.Errorf("read ovsdb: %w", err) // never remove anything blind
 	}
 	var errs []error
@@ -293,12 +303,14 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	r.states = states
 	errs = append(errs, r.removeStale(ctx, present)...)
-	r.ready = len(errs) == 0
+	ready := len(errs) == 0
 	for _, st := range states {
-		r.ready = r.ready && st.Status == StatusReady
+		ready = ready && st.Status == StatusReady
 	}
+	r.mu.Lock()
+	r.states, r.ready = states, ready
+	r.mu.Unlock()
 	return errors.Join(errs...)
 }
 

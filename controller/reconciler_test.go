@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -457,5 +458,68 @@ func TestStaleGrace(t *testing.T) {
 	r.Reconcile(ctx)
 	if _, ok := e.links.Get("sclpold"); ok {
 		t.Fatal("stale veth kept after the grace period")
+	}
+}
+
+// blockingStore is a Store whose Bridges blocks until release is closed, as a pass does while
+// OVSDB does not answer.
+type blockingStore struct {
+	*controllertest.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) Bridges(ctx context.Context) ([]controller.Bridge, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Store.Bridges(ctx)
+}
+
+// TestViewsDoNotWaitForAPass: while a pass is stuck on OVSDB, Ports, Ready and Passes (what
+// /readyz and the status socket ask) answer at once with the last pass's results.
+func TestViewsDoNotWaitForAPass(t *testing.T) {
+	e := newEnv(t, tunnelPort(t, 5, "peer=10.0.0.2"))
+	bs := &blockingStore{Store: e.store, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := controller.New(controller.Options{
+		Store: bs, Flows: e.flows, Links: e.links, Router: e.router,
+		Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: e.udp, offload.ModeIP: e.ip},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	close(bs.release)
+	if err := r.Reconcile(ctx); err != nil || !r.Ready() {
+		t.Fatalf("first pass: %v, ready %v", err, r.Ready())
+	}
+	<-bs.entered // the first pass's
+	bs.release = make(chan struct{})
+	passDone := make(chan error, 1)
+	go func() { passDone <- r.Reconcile(ctx) }()
+	<-bs.entered // the second pass is now inside OVSDB
+	views := make(chan string, 1)
+	go func() {
+		ports := r.Ports()
+		views <- fmt.Sprintf("ports %d ready %v passes %d", len(ports), r.Ready(), r.Passes())
+	}()
+	select {
+	case got := <-views:
+		if got != "ports 1 ready true passes 2" {
+			t.Errorf("views during a pass: %s", got)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("Ports/Ready/Passes blocked while a pass waited for OVSDB")
+	}
+	close(bs.release)
+	if err := <-passDone; err != nil {
+		t.Fatal(err)
 	}
 }
