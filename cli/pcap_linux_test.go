@@ -82,7 +82,7 @@ func TestPcapOfRealUDPDatapath(t *testing.T) {
 	}
 	t.Logf("capture: %d frames, %d segments, %d messages (%d bytes), drops %v", summary.Frames, summary.Segments, summary.Messages, total, summary.Drops)
 	if summary.Messages == 0 || summary.Segments < summary.Messages || total < sent {
-		t.Fatalf("summary %+v, %d message bytes for %d sent", summary, total, sent)
+		t.Fatalf("summary %+v, %d message bytes for %d sent; tcpdump: %s", summary, total, sent, capture.Output())
 	}
 	for reason, n := range summary.Drops {
 		if reason != "timeout" && reason != "orphan" || n > 2 {

@@ -41,7 +41,9 @@ func (n *NS) StartCapture(tb TB, dev string, opts CaptureOptions) *Capture {
 	}
 	path := filepath.Join(dir, dev+".pcap")
 	// -U: write each packet at once, so the file is complete when tcpdump exits on SIGTERM.
-	args := []string{"tcpdump", "-n", "-U", "-i", dev, "-s", strconv.Itoa(opts.SnapLen), "-w", path}
+	// -B 32768: a 32 MiB kernel buffer (default 2 MiB), so a tcpdump that gets no CPU for a
+	// while on a loaded machine does not drop what the test then looks for.
+	args := []string{"tcpdump", "-n", "-U", "-B", "32768", "-i", dev, "-s", strconv.Itoa(opts.SnapLen), "-w", path}
 	if opts.Direction != "" {
 		args = append(args, "-Q", opts.Direction)
 	}
