@@ -39,6 +39,7 @@ type iperfResult struct {
 func iperf(tb testing.TB, client, server *testbed.NS, dst netip.Addr, secs int, args ...string) iperfResult {
 	tb.Helper()
 	waitFrags(tb, server)
+	waitQuiet(tb, server)
 	srv := server.StartProc(tb, "iperf3", "-s", "-1", "-B", dst.String())
 	defer srv.Stop(time.Second)
 	time.Sleep(300 * time.Millisecond)
@@ -98,6 +99,30 @@ func waitFrags(tb testing.TB, ns *testbed.NS) {
 		if !strings.Contains(string(out), "FRAG: inuse") || strings.Contains(string(out), "FRAG: inuse 0 ") {
 			return
 		}
+	}
+}
+
+// waitQuiet waits (at most 3 s) until ns has received no IP packet for 200 ms. Datagrams of
+// an overloaded UDP run still queued in the tunnel (the datapath's socket buffers are deep)
+// would otherwise reach the next run's iperf3 server first, and an iperf3 UDP server connects
+// its socket to the source of the first datagram it gets: the new client's datagrams would
+// all be refused (seen: a run measuring 0 Gbit/s right after a flood).
+func waitQuiet(tb testing.TB, ns *testbed.NS) {
+	tb.Helper()
+	last := int64(-1)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := ns.Command("cat", "/proc/net/snmp").Output()
+		if err != nil {
+			tb.Fatalf("read snmp: %v", err)
+		}
+		var n int64 = -1
+		if f := strings.Fields(strings.SplitN(string(out), "\n", 3)[1]); len(f) > 3 {
+			n, _ = strconv.ParseInt(f[3], 10, 64) // Ip: InReceives
+		}
+		if n == last {
+			return
+		}
+		last = n
 	}
 }
 

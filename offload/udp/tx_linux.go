@@ -36,6 +36,10 @@ type txWorker struct {
 	bufs [txBatch][]byte
 	iovs [txBatch]unix.Iovec
 	mm   [txBatch]mmsghdr
+	// small is set when the last frame read was a one-segment message: only then does the
+	// next read take a batch (large frames are read one at a time, each still in cache when
+	// it is sent).
+	small bool
 }
 
 // txBatch is how many frames one recvmmsg on the packet socket takes at most. The frames of
@@ -82,6 +86,7 @@ func (w *txWorker) run() {
 		for i := range n {
 			w.handle(w.bufs[i], int(w.mm[i].len), true)
 		}
+		w.small = int(w.mm[n-1].len)-VnetHdrLen+sclp.VXLANHeaderLen <= w.snd.mss
 		// Send the batch's queued one-segment messages (their chunks point into bufs). A
 		// failure counts a send error per message not sent (TxMessages counted them queued).
 		before := w.snd.backpressure
@@ -106,7 +111,11 @@ func (w *txWorker) recvMulti() (int, unix.Errno) {
 			w.mm[i].hdr.Iovlen = 1
 		}
 	}
-	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.mm[0])), txBatch,
+	vlen := 1
+	if w.small {
+		vlen = txBatch
+	}
+	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.mm[0])), uintptr(vlen),
 		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 	if e != 0 {
 		return 0, e

@@ -91,6 +91,9 @@ func (e *Env) measure(ctx context.Context, tb testbed.TB, p Point, d time.Durati
 		if err := e.waitFragsExpired(); err != nil {
 			return err
 		}
+		if err := e.waitQuiet(); err != nil {
+			return err
+		}
 	}
 	srv, err := e.startServer(tb)
 	if err != nil {
@@ -186,4 +189,45 @@ func fragMemory(sockstat string) int {
 		}
 	}
 	return 0
+}
+
+// waitQuiet waits (at most 3 s) until the receiving VM has received no IP packet for 200 ms.
+// Datagrams of an overloaded UDP run still queued in a tunnel (userspace datapaths have deep
+// socket buffers) would otherwise reach the next run's iperf3 server first, and an iperf3 UDP
+// server connects its socket to the source of the first datagram it gets: the new client's
+// datagrams would all be refused (a run measuring 0 Gbit/s right after a flood).
+func (e *Env) waitQuiet() error {
+	last := int64(-1)
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n int64
+		err := e.VMs[1].NS.Do(func() error {
+			b, err := os.ReadFile("/proc/thread-self/net/snmp")
+			n = ipInReceives(string(b))
+			return err
+		})
+		if err != nil || n == last {
+			return err
+		}
+		last = n
+	}
+	return nil
+}
+
+// ipInReceives reads Ip: InReceives from /proc/net/snmp text (-1 if absent).
+func ipInReceives(snmp string) int64 {
+	lines := strings.Split(snmp, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		h, v := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(h) == len(v) && len(h) > 0 && h[0] == "Ip:" {
+			for j := range h {
+				if h[j] == "InReceives" {
+					n, err := strconv.ParseInt(v[j], 10, 64)
+					if err == nil {
+						return n
+					}
+				}
+			}
+		}
+	}
+	return -1
 }

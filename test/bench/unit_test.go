@@ -512,3 +512,13 @@ func TestFragMemory(t *testing.T) {
 		t.Errorf("fragMemory = %d, want 0", got)
 	}
 }
+
+func TestIPInReceives(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL InReceives InHdrErrors\nIp: 2 64 25468 0\nIcmp: InMsgs\nIcmp: 3\n"
+	if got := ipInReceives(snmp); got != 25468 {
+		t.Errorf("ipInReceives = %d, want 25468", got)
+	}
+	if got := ipInReceives("Udp: InDatagrams\nUdp: 5\n"); got != -1 {
+		t.Errorf("ipInReceives without an Ip line = %d, want -1", got)
+	}
+}
