@@ -281,11 +281,10 @@ func TestNativeImpairedUDP(t *testing.T) {
 
 	log.mu.Lock()
 	lost := count - len(arrived)
-	// Known issue, counted here rather than failed on: when the first segment of a message the
-	// rx program is merging is duplicated, the duplicate goes to userspace (reason busy)
-	// while the slot keeps merging; if a later segment then breaks the order, the slot's
-	// flushed run [0, next) overlaps the duplicate the reassembler already holds, is dropped
-	// as an overlap, and the message is lost (and counted: overlap, then timeout).
+	// Formerly a known issue: a duplicated first segment of a message the rx program was
+	// merging went to userspace (reason busy); if a later segment broke the order, the slot's
+	// flushed run [0, next) overlapped that duplicate and the message was lost. The rx program
+	// now drops such duplicates itself (TestNativeDuplicatedFirstSegment): none may be lost.
 	reorderedOK, lostDupFirst := 0, 0
 	for k := range log.dupFirst {
 		if i, ok := log.index[k]; ok && i < count && !arrived[i] && !log.dropped[k] {
@@ -301,7 +300,7 @@ func TestNativeImpairedUDP(t *testing.T) {
 		case !ok || i >= count:
 		case arrived[i]:
 			reorderedOK++
-		case !log.dupFirst[k]:
+		default:
 			t.Errorf("datagram %d had a segment reordered, none dropped, and did not arrive: %v", i, log.events[k])
 		}
 	}
@@ -310,8 +309,8 @@ func TestNativeImpairedUDP(t *testing.T) {
 	counted := r.Drops[sclp.DropTimeout] + r.Drops[sclp.DropOrphan] + r.Drops[sclp.DropEvicted]
 	t.Logf("%d of %d datagrams intact, %d corrupt, %d lost (%d lost a segment, %d to a duplicated first segment overlapping a BPF-merged run); %d with a reordered segment arrived; impairer: %d segments, %d dropped (%d messages), %d duplicated, %d reordered",
 		len(arrived), count, corrupt, lost, droppedMsgs, lostDupFirst, reorderedOK, c.Matched, c.Dropped, droppedMsgs, c.Duplicated, c.Reordered)
-	t.Logf("rx program: merged %d, merge segments %d, to ring: multi %d, out of order %d, busy %d, merged runs %d; ring full %d; bad checksum %d",
-		d.RxMerged, d.RxMergeSegments, d.RxExcMulti, d.RxExcOutOfOrder, d.RxExcBusy, d.RxExcMergedRun, d.RxRingFull, d.RxDropBadChecksum)
+	t.Logf("rx program: merged %d, merge segments %d, duplicates %d, to ring: multi %d, out of order %d, busy %d, merged runs %d; ring full %d; bad checksum %d",
+		d.RxMerged, d.RxMergeSegments, d.RxDuplicate, d.RxExcMulti, d.RxExcOutOfOrder, d.RxExcBusy, d.RxExcMergedRun, d.RxRingFull, d.RxDropBadChecksum)
 	t.Logf("receiver: %d completed, drops %v (timeout %d, orphan %d, evicted %d, duplicate %d); buffer peak %d bytes / %d entries (cap %d), now %d; ring reader %+v",
 		r.Completed, r.Drops, r.Drops[sclp.DropTimeout], r.Drops[sclp.DropOrphan], r.Drops[sclp.DropEvicted],
 		r.Drops[sclp.DropDuplicate], pk.Bytes, pk.Entries, cfg.MaxBytes, r.BufferedEntries, rs)
@@ -324,10 +323,9 @@ func TestNativeImpairedUDP(t *testing.T) {
 	if corrupt != 0 {
 		t.Errorf("%d datagrams arrived different from what was sent", corrupt)
 	}
-	// Nothing else loses datagrams here: exactly the messages that lost a segment are lost,
-	// plus those of the known issue above, each of which the reassembler counted as an overlap.
-	if lost != droppedMsgs+lostDupFirst || uint64(lostDupFirst) > r.Drops[sclp.DropOverlap] {
-		t.Errorf("%d datagrams lost, but %d messages lost a segment and %d their duplicated first one (%d overlaps counted)",
+	// Nothing else loses datagrams here: exactly the messages that lost a segment are lost.
+	if lost != droppedMsgs || lostDupFirst != 0 {
+		t.Errorf("%d datagrams lost, but %d messages lost a segment (%d lost with a duplicated first segment, %d overlaps counted)",
 			lost, droppedMsgs, lostDupFirst, r.Drops[sclp.DropOverlap])
 	}
 	if slack := c.Duplicated + r.Drops[sclp.DropEvicted] + r.Drops[sclp.DropOverLimit]; counted < uint64(lost) || counted > uint64(lost)+slack {
@@ -344,18 +342,15 @@ func TestNativeImpairedUDP(t *testing.T) {
 	}
 }
 
-// TestNativeDuplicatedFirstSegment pins a known loss with its accounting. Each 8,000-byte
-// datagram (6 segments, merged by the rx program) has its first segment duplicated and its
-// third held behind the fourth. The duplicate first segment reaches the rx program while its
-// per-CPU merge slot holds the original, so it goes to userspace (reason busy); the fourth
-// segment then breaks the slot's order and the slot flushes its run [0, 2936) to userspace
-// (merged run), which the reassembler drops as an overlap of the duplicate it already holds:
-// the message can no longer complete. Today such a datagram is lost whenever its segments
-// stay on one CPU (20 of 20 in the runs so far); each loss is counted (overlap, then
-// timeout), and nothing is ever delivered corrupted. Either fix (the rx program
-// dropping a duplicate of the slot's own first segment, or the reassembler keeping the
-// uncovered bytes of a piece that covers held ones) turns lost to 0; this test holds either
-// way and logs which.
+// TestNativeDuplicatedFirstSegment: each 8,000-byte datagram (6 segments, merged by the rx
+// program) has its first segment duplicated and its third held behind the fourth. The
+// duplicate first segment reaches the rx program while its per-CPU merge slot holds the
+// original; before the fix it went to userspace (reason busy), the fourth segment then broke
+// the slot's order, the slot flushed its run [0, 2936) and the reassembler dropped that run as
+// an overlap of the duplicate it already held: 20 of 20 datagrams lost (counted: overlap,
+// then timeout). Now the rx program drops the duplicate itself (rx_duplicate), the run and
+// the remaining segments complete the message in userspace: every datagram arrives, each
+// duplicate is counted once in BPF, and the reassembler sees no overlap.
 func TestNativeDuplicatedFirstSegment(t *testing.T) {
 	const count = 20
 	b := newNativeBed(t, bedOptions{InnerMTU: 65000, Fallback: true,
@@ -372,15 +367,23 @@ func TestNativeDuplicatedFirstSegment(t *testing.T) {
 	c := b.impairer.Counters(testbed.AtoB)
 	r := fs.Reassembly
 	lost := count - len(arrived)
-	t.Logf("%d of %d datagrams arrived, %d lost (known issue while > 0), %d corrupt; rx program: merge segments %d, merged %d, busy %d, out of order %d, merged runs %d, multi %d; reassembler drops %v",
-		len(arrived), count, lost, corrupt, d.RxMergeSegments, d.RxMerged, d.RxExcBusy, d.RxExcOutOfOrder, d.RxExcMergedRun, d.RxExcMulti, r.Drops)
+	t.Logf("%d of %d datagrams arrived, %d lost, %d corrupt; rx program: duplicates %d, merge segments %d, merged %d, busy %d, out of order %d, merged runs %d, multi %d; reassembler drops %v",
+		len(arrived), count, lost, corrupt, d.RxDuplicate, d.RxMergeSegments, d.RxMerged, d.RxExcBusy, d.RxExcOutOfOrder, d.RxExcMergedRun, d.RxExcMulti, r.Drops)
 	if c.Duplicated != count || c.Reordered != count || c.Missed != 0 {
 		t.Fatalf("impairer: %+v, want %d duplicated and reordered", c, count)
 	}
 	if corrupt != 0 {
 		t.Errorf("%d datagrams arrived corrupted", corrupt)
 	}
-	if counted := r.Drops[sclp.DropTimeout] + r.Drops[sclp.DropOrphan] + r.Drops[sclp.DropEvicted]; counted < uint64(lost) {
-		t.Errorf("%d datagrams lost, %d partial messages counted", lost, counted)
+	if lost != 0 || r.Drops[sclp.DropOverlap] != 0 {
+		t.Errorf("%d datagrams lost (%d overlaps, %d timeouts counted): a duplicated first segment of a BPF-merged message loses it again",
+			lost, r.Drops[sclp.DropOverlap], r.Drops[sclp.DropTimeout])
+	}
+	if d.RxDuplicate != count || d.RxExcBusy != 0 {
+		t.Errorf("rx program: %d duplicates dropped, %d busy; want each of the %d duplicated first segments dropped as a duplicate",
+			d.RxDuplicate, d.RxExcBusy, count)
+	}
+	if r.Completed != count || r.BufferedEntries != 0 {
+		t.Errorf("reassembler completed %d messages, holds %d, want %d and 0", r.Completed, r.BufferedEntries, count)
 	}
 }

@@ -118,6 +118,7 @@ enum stat {
 	ST_RX_EXC_OOO,
 	ST_RX_EXC_BUSY,
 	ST_RX_EXC_MERGED_RUN,
+	ST_RX_DUPLICATE,
 	ST_MAX,
 };
 

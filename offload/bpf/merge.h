@@ -5,8 +5,17 @@
  * delivered as ONE frame rebuilt in the last segment's skb. A BPF-built frame is never GSO,
  * hence the port MTU bound. Anything else leaves through the ring, never silently:
  *   - a segment of another message: reason 1 (the slot keeps its message);
- *   - a gap or duplicate in the slot's message: the held run goes out as a merged run
- *     (reason 5: synthetic SCLP header, no valid checksum) and the segment as reason 2;
+ *   - a segment whose bytes the slot already holds (a duplicate of its first segment: same
+ *     key and size; or a later segment ending at or before the slot's next byte): dropped
+ *     and counted as a duplicate (rx_duplicate), never sent up, so a run the slot flushes
+ *     later cannot cover a piece userspace already holds;
+ *   - a first segment of the message the slot last finished (delivered, or flushed to the
+ *     ring) or last handed up as busy, within MERGE_TIMEOUT_NS: a duplicate too (its bytes
+ *     are already delivered or in userspace); and any segment of a message the slot
+ *     delivered whole;
+ *   - a gap or partial overlap in the slot's message: the held run goes out as a merged run
+ *     (reason 5: synthetic SCLP header, no valid checksum) and then the segment as reason 2
+ *     (in that order, so the reassembler sees the run before the piece after it);
  *   - a new first segment while the slot is busy: reason 4, unless the slot has been idle
  *     for MERGE_TIMEOUT_NS, then the held run is flushed (reason 5) and the slot reused; any
  *     other segment arriving on the CPU also flushes a slot idle that long.
@@ -22,6 +31,17 @@
 /* Idle time after which a merge slot may be evicted (load-time constant; tests raise it). */
 volatile const __u64 cfg_merge_timeout_ns = MERGE_TIMEOUT_NS;
 
+/* msg_mark remembers one message whose first segment's bytes have left the slot's hands. */
+struct msg_mark {
+	__u64 at; /* when (bpf_ktime_get_ns); 0: none */
+	__u32 src;
+	__u32 ports;
+	__u32 word;
+	__u32 size;
+	__u32 done; /* delivered whole by BPF: every segment of it is a duplicate */
+	__u32 pad;
+};
+
 struct rx_merge {
 	__u8 rec[MERGE_HDR + MERGE_MAX + 16384]; /* the message bytes follow the headers */
 	__u64 touched;
@@ -33,7 +53,29 @@ struct rx_merge {
 	__u32 next;
 	__u32 port;    /* tunnel port's datapath-side veth */
 	__u32 ingress; /* underlay ifindex */
+	struct msg_mark last; /* the message the slot last finished (delivered or flushed) */
+	struct msg_mark busy; /* the message whose first segment last went up as busy */
 };
+
+/* mark_set records the message (src, ports, word without F, size) in k at time now. */
+static __always_inline void mark_set(struct msg_mark *k, __u32 src, __u32 ports, __u32 word,
+				     __u32 size, __u32 done, __u64 now)
+{
+	k->at = now;
+	k->src = src;
+	k->ports = ports;
+	k->word = word;
+	k->size = size;
+	k->done = done;
+}
+
+/* mark_is reports whether k holds the message (src, ports, word) and is younger than the
+ * merge timeout at now. */
+static __always_inline int mark_is(struct msg_mark *k, __u32 src, __u32 ports, __u32 word, __u64 now)
+{
+	return k->at && k->src == src && k->ports == ports && k->word == word &&
+	       now - k->at < cfg_merge_timeout_ns;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -70,6 +112,7 @@ static __always_inline void merge_flush(struct rx_merge *m, struct sclp_stats *s
 		return;
 	}
 	COUNT(st, ST_RX_EXC_MERGED_RUN);
+	mark_set(&m->last, m->src, m->ports, m->word, m->size, 0, bpf_ktime_get_ns());
 }
 
 static __always_inline struct rx_merge *merge_slot(void)
@@ -78,20 +121,35 @@ static __always_inline struct rx_merge *merge_slot(void)
 	return bpf_map_lookup_elem(&rx_merge, &zero);
 }
 
-/* merge_first starts collecting a message from its first segment (tot bytes of IPv4). */
+/* merge_first starts collecting a message (source saddr, SCLP ports and id word as on the
+ * wire, F included) from its first segment (tot bytes of IPv4). */
 static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats *st,
-				       struct rx_port *port, __u32 tot, __u32 size)
+				       struct rx_port *port, __u32 tot, __u32 size, __u32 saddr,
+				       __u32 ports, __u32 word)
 {
 	struct rx_merge *m = merge_slot();
 	if (!m) {
 		COUNT(st, ST_RX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
+	word &= ~bpf_htonl(1);
 	__u64 now = bpf_ktime_get_ns();
 	if (m->active) {
-		if (now - m->touched < cfg_merge_timeout_ns)
-			return to_ring(skb, st, tot, REASON_FULL);
+		if (m->src == saddr && m->ports == ports && m->word == word && m->size == size) {
+			COUNT(st, ST_RX_DUPLICATE); /* the slot holds these bytes */
+			return TC_ACT_SHOT;
+		}
+		if (now - m->touched < cfg_merge_timeout_ns) {
+			int r = to_ring(skb, st, tot, REASON_FULL);
+			mark_set(&m->busy, saddr, ports, word, size, 0, now);
+			return r;
+		}
 		merge_flush(m, st);
+	}
+	if ((mark_is(&m->last, saddr, ports, word, now) && m->last.size == size) ||
+	    (mark_is(&m->busy, saddr, ports, word, now) && m->busy.size == size)) {
+		COUNT(st, ST_RX_DUPLICATE); /* already delivered or handed to userspace */
+		return TC_ACT_SHOT;
 	}
 	if (tot < IP_HLEN + SCLP_HLEN + 1 || tot > IP_HLEN + SCLP_HLEN + MERGE_MAX) {
 		COUNT(st, ST_RX_DROP_ERROR);
@@ -122,13 +180,26 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 {
 	struct rx_merge *m = merge_slot();
 	if (!m || !m->active || m->src != saddr || m->ports != ports || m->word != word) {
+		if (!m)
+			return to_ring(skb, st, tot, REASON_MULTI);
+		/* A segment of the message the slot delivered whole is a duplicate. */
+		if (m->last.done && m->last.word == word && s + rem <= m->last.size &&
+		    mark_is(&m->last, saddr, ports, word, bpf_ktime_get_ns())) {
+			COUNT(st, ST_RX_DUPLICATE);
+			return TC_ACT_SHOT;
+		}
 		/* A slot left idle by a lost segment is flushed by the next segment on this CPU. */
-		if (m && m->active && bpf_ktime_get_ns() - m->touched >= cfg_merge_timeout_ns)
+		if (m->active && bpf_ktime_get_ns() - m->touched >= cfg_merge_timeout_ns)
 			merge_flush(m, st);
 		return to_ring(skb, st, tot, REASON_MULTI);
 	}
 	__u32 next = m->next;
 	__u32 size = m->size;
+	if (s + rem <= size && size - rem <= next) {
+		/* Every byte of it is held: [size - s - rem, size - rem) within [0, next). */
+		COUNT(st, ST_RX_DUPLICATE);
+		return TC_ACT_SHOT;
+	}
 	if (size - (s + rem) != next || next + s > size) {
 		merge_flush(m, st);
 		return to_ring(skb, st, tot, REASON_OOO);
@@ -151,6 +222,7 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 
 	/* Complete: rebuild the inner frame in this skb and deliver it. */
 	m->active = 0;
+	mark_set(&m->last, m->src, m->ports, m->word, size, 1, m->touched);
 	__u32 frame = size - VXLAN_HLEN;
 	if (frame < ETH_HLEN + IP_HLEN || frame > MERGE_MAX) {
 		COUNT(st, ST_RX_DROP_ERROR);

@@ -177,3 +177,75 @@ func TestRxMergeIdleSlotFlushedByAnySegment(t *testing.T) {
 	})
 	feed(t, rd, 2, map[Reason]int{ReasonMergedRun: 1, ReasonMultiSegment: 1})
 }
+
+// TestRxMergeDuplicates: a segment whose bytes the merge slot holds, delivered or handed to
+// userspace is dropped and counted as a duplicate, never sent up: a run the slot flushes
+// later can then never cover a piece the reassembler already holds (which it would drop as
+// an overlap, losing the message). Each case ends with the message complete, in BPF or in
+// the Go reassembler fed the ring records.
+func TestRxMergeDuplicates(t *testing.T) {
+	r := rand.New(rand.NewPCG(28, 29))
+	t.Run("first duplicated, then reordered", func(t *testing.T) {
+		o, rd := mergeBed(t)
+		msg := message(testVNI, innerFrame(r, 7992))
+		segs := segments(t, peerA, localB, 800, msg, 1468) // 6 segments
+		onOneCPU(t, func() {
+			before := stats(t, o)
+			// The duplicate first segment while the slot holds the original, the held-back
+			// third after the fourth, and the first again after the flush.
+			for _, i := range []int{0, 0, 1, 3, 2, 0, 4, 5} {
+				if ret, _ := run(t, o.SclpRx, segs[i]); ret != actShot {
+					t.Fatalf("segment %d: verdict %d", i, ret)
+				}
+			}
+			d := stats(t, o).Sub(before)
+			if d.RxDuplicate != 2 || d.RxMergeSegments != 2 || d.RxExcMergedRun != 1 || d.RxExcOutOfOrder != 1 || d.RxExcMulti != 3 || d.RxExcBusy != 0 {
+				t.Fatalf("counters %+v", d)
+			}
+		})
+		got := feed(t, rd, 5, map[Reason]int{ReasonMergedRun: 1, ReasonOutOfOrder: 1, ReasonMultiSegment: 3})
+		equalBytes(t, "message completed in userspace", got, msg)
+	})
+	t.Run("held and delivered segments duplicated", func(t *testing.T) {
+		o, _ := mergeBed(t)
+		frame := innerFrame(r, 5000)
+		segs := segments(t, peerA, localB, 802, message(testVNI, frame), 1468) // 4 segments
+		onOneCPU(t, func() {
+			before := stats(t, o)
+			for _, i := range []int{0, 1, 1, 0, 2, 3, 3, 1, 0} {
+				ret, out := run(t, o.SclpRx, segs[i])
+				if ret == actRedirect {
+					equalBytes(t, "merged frame", out, frame)
+				}
+			}
+			d := stats(t, o).Sub(before)
+			if d.RxDuplicate != 5 || d.RxMergeSegments != 4 || d.RxMerged != 1 || d.RxExcMulti+d.RxExcOutOfOrder+d.RxExcBusy+d.RxExcMergedRun != 0 {
+				t.Fatalf("counters %+v", d)
+			}
+		})
+	})
+	t.Run("busy first duplicated after the slot frees", func(t *testing.T) {
+		o, rd := mergeBed(t)
+		a := segments(t, peerA, localB, 804, message(testVNI, innerFrame(r, 3000)), 1468)
+		bmsg := message(testVNI, innerFrame(r, 3000))
+		b := segments(t, peerA, localB, 806, bmsg, 1468)
+		onOneCPU(t, func() {
+			before := stats(t, o)
+			run(t, o.SclpRx, a[0])
+			run(t, o.SclpRx, b[0]) // busy: to userspace
+			run(t, o.SclpRx, a[1])
+			if ret, _ := run(t, o.SclpRx, a[2]); ret != actRedirect {
+				t.Fatalf("A not delivered: %d", ret)
+			}
+			run(t, o.SclpRx, b[0]) // duplicate of what userspace holds: must not take the slot
+			run(t, o.SclpRx, b[1])
+			run(t, o.SclpRx, b[2])
+			d := stats(t, o).Sub(before)
+			if d.RxDuplicate != 1 || d.RxExcBusy != 1 || d.RxMerged != 1 || d.RxExcMulti != 2 || d.RxExcMergedRun != 0 {
+				t.Fatalf("counters %+v", d)
+			}
+		})
+		got := feed(t, rd, 3, map[Reason]int{ReasonBuffersFull: 1, ReasonMultiSegment: 2})
+		equalBytes(t, "B completed in userspace", got, bmsg)
+	})
+}

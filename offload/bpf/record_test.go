@@ -48,7 +48,7 @@ func TestStatsNames(t *testing.T) {
 	if len(m) != NumCounters {
 		t.Fatalf("%d names for %d counters", len(m), NumCounters)
 	}
-	if m["tx_messages"] != 1 || m["rx_drop_error"] != 31 || m["rx_exc_merged_run"] != uint64(NumCounters) || s.RxDropUnknownVNI != m["rx_drop_unknown_vni"] {
+	if m["tx_messages"] != 1 || m["rx_drop_error"] != 31 || m["rx_exc_merged_run"] != 37 || m["rx_duplicate"] != 38 || s.RxDropUnknownVNI != m["rx_drop_unknown_vni"] {
 		t.Fatalf("names out of order: %v", m)
 	}
 	if d := s.Sub(s); d != (Stats{}) {

@@ -351,7 +351,8 @@ int sclp_rx(struct __sk_buff *skb)
 		if ((port->flags & RXF_MERGE) && size <= MERGE_MAX &&
 		    size - VXLAN_HLEN >= ETH_HLEN + IP_HLEN &&
 		    size - VXLAN_HLEN <= port->mtu + ETH_HLEN + 4)
-			return merge_first(skb, st, port, tot, size);
+			return merge_first(skb, st, port, tot, size, saddr, *(__u32 *)sh,
+					   *(__u32 *)(sh + 4));
 		return to_ring(skb, st, tot, REASON_MULTI);
 	}
 	__u32 inner = s - VXLAN_HLEN;

@@ -55,6 +55,26 @@ type SclpRxMerge struct {
 	Next    uint32
 	Port    uint32
 	Ingress uint32
+	Last    struct {
+		_     structs.HostLayout
+		At    uint64
+		Src   uint32
+		Ports uint32
+		Word  uint32
+		Size  uint32
+		Done  uint32
+		Pad   uint32
+	}
+	Busy struct {
+		_     structs.HostLayout
+		At    uint64
+		Src   uint32
+		Ports uint32
+		Word  uint32
+		Size  uint32
+		Done  uint32
+		Pad   uint32
+	}
 }
 
 type SclpRxPort struct {
@@ -71,7 +91,7 @@ type SclpRxScratch struct {
 
 type SclpSclpStats struct {
 	_ structs.HostLayout
-	C [37]uint64
+	C [38]uint64
 }
 
 type SclpTxPort struct {
