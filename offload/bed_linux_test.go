@@ -57,6 +57,8 @@ type bedOptions struct {
 	// RingSize is the exceptions ring buffer's size in bytes (default 4 MiB, a quarter of
 	// DefaultRingSize).
 	RingSize uint32
+	// OnRefused, if set, is each host's fallback.RingReaderOptions.OnRefused (host index i).
+	OnRefused func(i int, src netip.Addr)
 }
 
 // nativeBed: two hosts on a real 1500-byte underlay, a VM namespace on each, whose eth0 is
@@ -75,6 +77,7 @@ type nativeBed struct {
 	impairer *testbed.Impairer
 	// reassembly is the fallback's reassembler config; fb[i] host i's fallback, once started.
 	reassembly sclp.Config
+	onRefused  func(i int, src netip.Addr)
 	fb         []*bedFallback
 }
 
@@ -96,6 +99,7 @@ func newNativeBed(t testing.TB, o bedOptions) *nativeBed {
 		b.innerMTU = o.InnerMTU
 	}
 	b.reassembly = sclp.DefaultConfig()
+	b.onRefused = o.OnRefused
 	if o.Reassembly != nil {
 		b.reassembly = *o.Reassembly
 	}
@@ -181,7 +185,11 @@ func (b *nativeBed) startFallback(i int) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
+	var ropts fallback.RingReaderOptions
+	if f := b.onRefused; f != nil {
+		ropts.OnRefused = func(src netip.Addr) { f(i, src) }
+	}
+	rr := fallback.NewRingReader(rd, pipe.Workers()[0], ropts)
 	b.fb[i] = &bedFallback{pipe: pipe, ring: rr}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rr.Run(ctx) }()

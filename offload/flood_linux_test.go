@@ -51,13 +51,15 @@ func floodNative(fd int, vni uint32, stop *atomic.Bool, limit time.Duration) (se
 type floodKind int
 
 const (
-	floodNone    floodKind = iota // the legitimate transfer alone
-	floodPeer                     // the flood from a configured peer: it reaches the reassembler
-	floodUnknown                  // the same flood from an address that is no peer: BPF drops it first
+	floodNone      floodKind = iota // the legitimate transfer alone
+	floodPeer                       // the flood from a configured peer: it reaches the reassembler
+	floodUnknown                    // the same flood from an address that is no peer: BPF drops it first
+	floodThrottled                  // the flood from a peer, with refusals throttling it in BPF
+	numFloodKinds
 )
 
 func (k floodKind) String() string {
-	return [...]string{"alone", "flood from a peer", "flood from a non-peer"}[k]
+	return [...]string{"alone", "flood from a peer", "flood from a non-peer", "peer flood, throttled"}[k]
 }
 
 // floodRound is one legitimate transfer, alone or under a flood, with the counter deltas.
@@ -80,9 +82,12 @@ type floodRound struct {
 // socket as fast as it can, while a legitimate TCP flow (TSO VMs: 64 KB frames, reassembled
 // by the userspace fallback) runs from the other peer. Rounds alone, under the flood, and
 // under the same flood from a non-peer (dropped by the rx program before its checksum and
-// the ring: what the flood costs by merely being sent on this 2-vCPU box) are interleaved;
-// the legitimate rate, the rx program's ring-buffer drops and the reassembler's drops are
-// reported for each. Asserted: the flood reached the reassembler (it hit the per-peer cap:
+// the ring: what the flood costs by merely being sent on this 2-vCPU box) and under the flood
+// from the peer with the reassembler's refusals throttling the peer in BPF (offload.Throttler:
+// its first segments of multi-segment messages dropped before the checksum and the ring) are
+// interleaved; the legitimate rate, the rx program's ring-buffer and throttle drops and the
+// reassembler's drops are reported for each. Asserted too: throttling happens exactly in the
+// throttled rounds. Asserted: the flood reached the reassembler (it hit the per-peer cap:
 // refused or evicted partial messages), the buffered bytes never exceeded the cap (sampled
 // every 2 ms), and the legitimate data arrived intact. Rate ratios are reported, not
 // asserted (2 shared vCPUs).
@@ -98,8 +103,17 @@ func TestFloodOfFirstSegmentsNative(t *testing.T) {
 			legitLost[reason].Add(1)
 		}
 	}
+	// The throttled rounds turn throttling on; the throttler exists once the bed does.
+	var throttleOn atomic.Bool
+	var throttler atomic.Pointer[Throttler]
+	onRefused := func(i int, src netip.Addr) {
+		if th := throttler.Load(); i == 1 && th != nil && throttleOn.Load() {
+			th.Refused(src)
+		}
+	}
 	b := newNativeBed(t, bedOptions{VMOffloads: true, Fallback: true, ExtraHosts: 1, Reassembly: &cfg,
-		RingSize: DefaultRingSize})
+		RingSize: DefaultRingSize, OnRefused: onRefused})
+	throttler.Store(b.manager(1).NewThrottler(DefaultThrottle))
 	attacker, rx := b.hosts[2], b.hosts[1]
 	if b.hosts[0].IP != legitSrc {
 		t.Fatalf("host 0 is %v, not %v", b.hosts[0].IP, legitSrc)
@@ -124,22 +138,30 @@ func TestFloodOfFirstSegmentsNative(t *testing.T) {
 	b.tcpTransfer(8<<20, 20) // warm up
 	peak := b.sampleBuffered(1)
 	var rounds []floodRound
-	for i := range 9 {
-		r := b.floodRound(floodKind(i%3), fd, floodPort, uint64(30+i))
+	for i := range 3 * int(numFloodKinds) {
+		k := floodKind(i % int(numFloodKinds))
+		throttleOn.Store(k == floodThrottled)
+		r := b.floodRound(k, fd, floodPort, uint64(30+i))
+		throttleOn.Store(false)
 		rounds = append(rounds, r)
+		time.Sleep(2 * DefaultThrottle) // a throttled round's entry expires
 	}
 	time.Sleep(cfg.Timeout + 200*time.Millisecond) // what the rounds broke expires
 	pk := peak()
 	fs, rs := b.fallbackStats(1)
 	st := fs.Reassembly
 	for _, r := range rounds {
-		t.Logf("%-21v: legitimate %.2f Gbit/s (%d retransmissions); flood %d first segments (%.0f kpps); rx program: segments %d, to ring %d, ring full %d, unknown peer %d; reassembler: over_limit %d, evicted %d; legitimate segments sent %d, reached the reassembler ~%d",
+		t.Logf("%-21v: legitimate %.2f Gbit/s (%d retransmissions); flood %d first segments (%.0f kpps); rx program: segments %d, to ring %d, ring full %d, unknown peer %d, throttled %d; reassembler: over_limit %d, evicted %d; legitimate segments sent %d, reached the reassembler ~%d",
 			r.kind, r.tr.Gbps, r.tr.Retrans, r.sent, float64(r.sent)/r.secs/1e3, r.rx.RxSegments, r.rx.RxExcMulti+r.rx.RxExcLarge,
-			r.rx.RxRingFull, r.rx.RxDropUnknownPeer, r.drops[sclp.DropOverLimit], r.drops[sclp.DropEvicted], r.legitTx, r.legitIn)
+			r.rx.RxRingFull, r.rx.RxDropUnknownPeer, r.rx.RxThrottled, r.drops[sclp.DropOverLimit], r.drops[sclp.DropEvicted], r.legitTx, r.legitIn)
+		if (r.kind == floodThrottled) != (r.rx.RxThrottled > 0) {
+			t.Errorf("%v round: %d segments throttled by the rx program", r.kind, r.rx.RxThrottled)
+		}
 	}
 	alone, peer, unknown := floodMedian(rounds, floodNone), floodMedian(rounds, floodPeer), floodMedian(rounds, floodUnknown)
-	t.Logf("legitimate TCP, medians of 3: %.2f Gbit/s alone, %.2f under the flood from a peer (%.0f%%), %.2f under the flood from a non-peer (%.0f%%); its partial messages the reassembler discarded: %d",
-		alone, peer, 100*peer/alone, unknown, 100*unknown/alone, sumLoads(legitLost[:]))
+	thr := floodMedian(rounds, floodThrottled)
+	t.Logf("legitimate TCP, medians of 3: %.2f Gbit/s alone, %.2f under the flood from a peer (%.0f%%), %.2f under it throttled (%.0f%%), %.2f under the flood from a non-peer (%.0f%%); its partial messages the reassembler discarded: %d; throttler %+v",
+		alone, peer, 100*peer/alone, thr, 100*thr/alone, unknown, 100*unknown/alone, sumLoads(legitLost[:]), throttler.Load().Stats())
 	t.Logf("receiver reassembler: buffer peak %d bytes / %d entries (cap %d, per peer %d; %d samples); over_limit %d, evicted %d, timeout %d, orphan %d, completed %d; ring reader %+v",
 		pk.Bytes, pk.Entries, cfg.MaxBytes, cfg.MaxPeerBytes, pk.Samples, st.Drops[sclp.DropOverLimit], st.Drops[sclp.DropEvicted],
 		st.Drops[sclp.DropTimeout], st.Drops[sclp.DropOrphan], st.Completed, rs)
@@ -161,7 +183,7 @@ func (b *nativeBed) floodRound(k floodKind, fd int, floodPort PortSpec, seed uin
 	t := b.t
 	r := floodRound{kind: k}
 	ctx := context.Background()
-	if k == floodPeer {
+	if k == floodPeer || k == floodThrottled {
 		if err := b.manager(1).EnsurePort(ctx, floodPort); err != nil {
 			t.Fatal(err)
 		}

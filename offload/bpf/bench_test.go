@@ -3,6 +3,7 @@ package bpf
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -48,18 +49,34 @@ func BenchmarkTxSegment(b *testing.B) {
 }
 
 // BenchmarkRxSegment: ns per received segment on the fast path (single-segment message,
-// decapsulated and redirected) and on the exception path (copied into the ring buffer).
+// decapsulated and redirected), on the exception path (a first segment of a multi-segment
+// message, copied into the ring buffer), for the same first segment from a throttled peer
+// (dropped before the checksum and the ring) and from a non-peer (dropped after the peer
+// lookup).
 func BenchmarkRxSegment(b *testing.B) {
 	o := loadObjects(b)
 	addRxPort(b, o, peerA, testVNI, 77, 1500)
+	peerT, nonPeer := netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.0.0.8")
+	addRxPort(b, o, peerT, testVNI, 78, 1500)
+	now, err := MonotonicNow()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := Throttle(o.Throttled, peerT, now+time.Hour); err != nil {
+		b.Fatal(err)
+	}
 	r := rand.New(rand.NewPCG(2, 2))
 	fast := segments(b, peerA, localB, 100, message(testVNI, innerFrame(r, 1460)), 1468)[0]
-	multi := segments(b, peerA, localB, 102, message(testVNI, innerFrame(r, 3000)), 1468)[0]
+	msg := message(testVNI, innerFrame(r, 3000))
+	multi := segments(b, peerA, localB, 102, msg, 1468)[0]
+	throttledFirst := segments(b, peerT, localB, 102, msg, 1468)[0]
+	nonPeerFirst := segments(b, nonPeer, localB, 102, msg, 1468)[0]
 	for _, c := range []struct {
 		name string
 		pkt  []byte
 		want uint32
-	}{{"fast_1514B", fast, actRedirect}, {"ring_1514B", multi, actShot}} {
+	}{{"fast_1514B", fast, actRedirect}, {"ring_1514B", multi, actShot},
+		{"throttled_1514B", throttledFirst, actShot}, {"nonpeer_1514B", nonPeerFirst, actShot}} {
 		b.Run(c.name, func(b *testing.B) {
 			var total time.Duration
 			b.ResetTimer()

@@ -119,6 +119,7 @@ enum stat {
 	ST_RX_EXC_BUSY,
 	ST_RX_EXC_MERGED_RUN,
 	ST_RX_DUPLICATE,
+	ST_RX_THROTTLED,
 	ST_MAX,
 };
 
@@ -232,6 +233,17 @@ static __always_inline struct port_counters *port_stats_get(__u32 ifindex)
 		if (ps)                                                   \
 			(ps)->tx_drop[(idx) - ST_TX_DROP_NO_PORT]++;      \
 	} while (0)
+
+/* Throttled peers: peer address -> expiry (bpf_ktime_get_ns, CLOCK_MONOTONIC). Userspace
+ * (offload.Manager.ThrottlePeer) adds a peer whose new partial messages the reassembler is
+ * refusing at its cap; until the expiry the rx program drops that peer's first segments of
+ * multi-segment messages before their checksum and the ring (rx_throttled). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} throttled SEC(".maps");
 
 /* Exceptions for offload/fallback (records: offload/bpf/record.go). The manager sizes it. */
 struct {

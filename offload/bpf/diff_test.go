@@ -24,8 +24,10 @@ type rxVerdict struct {
 }
 
 // refRx is the Go model of sclp_rx, written from the rules (docs/datapath.md) with the
-// offload/sclp codec: the differential test checks that BPF agrees on every packet.
-func refRx(pkt []byte, peers map[netip.Addr]bool, ports map[[2]uint32]uint32) rxVerdict {
+// offload/sclp codec: the differential test checks that BPF agrees on every packet. Peers
+// in throttled have a running throttled-map entry. The merge slot (ports with RXF_MERGE) is
+// not modelled here (merge_test.go covers it).
+func refRx(pkt []byte, peers, throttled map[netip.Addr]bool, ports map[[2]uint32]uint32) rxVerdict {
 	pass := rxVerdict{act: actOK, counter: "rx_passed"}
 	drop := func(c string) rxVerdict { return rxVerdict{act: actShot, counter: c} }
 	ring := func(r Reason) rxVerdict {
@@ -50,7 +52,7 @@ func refRx(pkt []byte, peers map[netip.Addr]bool, ports map[[2]uint32]uint32) rx
 		case tot < ihl || tot+14 > len(pkt):
 			return drop("rx_drop_short")
 		}
-		return refRx(stripOptions(pkt), peers, ports)
+		return refRx(stripOptions(pkt), peers, throttled, ports)
 	}
 	if ip[0] != 0x45 || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 || sclp.Fold(sclp.Sum(ip[:20], 0)) != 0xffff {
 		return drop("rx_drop_bad_ip")
@@ -75,6 +77,8 @@ func refRx(pkt []byte, peers map[netip.Addr]bool, ports map[[2]uint32]uint32) rx
 	switch {
 	case h.DstPort != sclp.VXLANPort:
 		return drop("rx_drop_bad_port")
+	case throttled[src] && h.First && h.Remaining != 0:
+		return drop("rx_throttled")
 	case len(payload)+int(h.Remaining) > sclp.MaxMessageLen:
 		return drop("rx_drop_bad_remaining")
 	case !sclp.VerifySegment(h, payload):
@@ -192,22 +196,31 @@ func mutate(r *rand.Rand, p []byte) []byte {
 
 func TestRxDifferential(t *testing.T) {
 	o := loadObjects(t)
-	peerC := netip.MustParseAddr("10.0.0.3")
-	peers := map[netip.Addr]bool{peerA: true, peerC: true}
-	ports := map[[2]uint32]uint32{{be32(peerA), testVNI}: 1500, {be32(peerC), 7}: 600}
+	peerC, peerD := netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.4")
+	peers := map[netip.Addr]bool{peerA: true, peerC: true, peerD: true}
+	throttled := map[netip.Addr]bool{peerD: true}
+	ports := map[[2]uint32]uint32{{be32(peerA), testVNI}: 1500, {be32(peerC), 7}: 600, {be32(peerD), 9}: 1500}
 	addRxPort(t, o, peerA, testVNI, 77, 1500)
 	addRxPort(t, o, peerC, 7, 78, 600)
+	addRxPort(t, o, peerD, 9, 79, 1500)
+	now, err := MonotonicNow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Throttle(o.Throttled, peerD, now+time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	rd, err := ringbuf.NewReader(o.Exceptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rd.Close()
 	r := rand.New(rand.NewPCG(14, 15))
-	srcs := []netip.Addr{peerA, peerC}
-	vnis := []uint32{testVNI, 7}
+	srcs := []netip.Addr{peerA, peerC, peerD}
+	vnis := []uint32{testVNI, 7, 9}
 	counts := map[string]int{}
 	for i := 0; i < 3000; i++ {
-		k := r.IntN(2)
+		k := r.IntN(3)
 		frame := innerFrame(r, 2600)[:14+r.IntN(2500)]
 		mss := []int{1468, 512, 1000}[r.IntN(3)]
 		segs := segments(t, srcs[k], localB, uint32(i)*2, message(vnis[k], frame), mss)
@@ -215,7 +228,7 @@ func TestRxDifferential(t *testing.T) {
 		if len(p) < 34 {
 			continue // BPF_PROG_TEST_RUN refuses IPv4 frames shorter than the IPv4 header
 		}
-		want := refRx(p, peers, ports)
+		want := refRx(p, peers, throttled, ports)
 		counts[want.counter]++
 		if p[14]>>4 == 4 && p[14]&0x0f > 5 {
 			counts["(with ip options) "+want.counter]++

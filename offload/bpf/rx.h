@@ -315,6 +315,18 @@ int sclp_rx(struct __sk_buff *skb)
 	__u32 first = sh[7] & 1;
 	__u32 rem = bpf_ntohs(*(__u16 *)(sh + 8));
 	__u32 s = tot - IP_HLEN - SCLP_HLEN;
+	/* A throttled peer's first segment of a multi-segment message costs what a non-peer's
+	 * does: dropped before its checksum and the ring. Single-segment messages and segments
+	 * of messages already started pass. F and remaining are loaded again (volatile) so the
+	 * verifier learns nothing about first and rem here: constraining them would split its
+	 * states for the rest of the program. */
+	if ((*(volatile __u8 *)(sh + 7) & 1) && *(volatile __u16 *)(sh + 8)) {
+		__u64 *until = bpf_map_lookup_elem(&throttled, &saddr);
+		if (until && bpf_ktime_get_ns() < *until) {
+			COUNT(st, ST_RX_THROTTLED);
+			return TC_ACT_SHOT;
+		}
+	}
 	if (s + rem > MAX_MSG) {
 		COUNT(st, ST_RX_DROP_BAD_REMAINING);
 		return TC_ACT_SHOT;

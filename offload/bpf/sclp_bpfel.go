@@ -91,7 +91,7 @@ type SclpRxScratch struct {
 
 type SclpSclpStats struct {
 	_ structs.HostLayout
-	C [38]uint64
+	C [39]uint64
 }
 
 type SclpTxPort struct {
@@ -129,6 +129,7 @@ const (
 	SclpMapRxPorts           = "rx_ports"
 	SclpMapRxScratch         = "rx_scratch"
 	SclpMapStats             = "stats"
+	SclpMapThrottled         = "throttled"
 	SclpMapTxPorts           = "tx_ports"
 	SclpMapTxScratch         = "tx_scratch"
 	SclpProgSclpRx           = "sclp_rx"
@@ -196,6 +197,7 @@ type SclpMapSpecs struct {
 	RxPorts    *ebpf.MapSpec `ebpf:"rx_ports"`
 	RxScratch  *ebpf.MapSpec `ebpf:"rx_scratch"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Throttled  *ebpf.MapSpec `ebpf:"throttled"`
 	TxPorts    *ebpf.MapSpec `ebpf:"tx_ports"`
 	TxScratch  *ebpf.MapSpec `ebpf:"tx_scratch"`
 }
@@ -237,6 +239,7 @@ type SclpMaps struct {
 	RxPorts    *ebpf.Map `ebpf:"rx_ports"`
 	RxScratch  *ebpf.Map `ebpf:"rx_scratch"`
 	Stats      *ebpf.Map `ebpf:"stats"`
+	Throttled  *ebpf.Map `ebpf:"throttled"`
 	TxPorts    *ebpf.Map `ebpf:"tx_ports"`
 	TxScratch  *ebpf.Map `ebpf:"tx_scratch"`
 }
@@ -252,6 +255,7 @@ func (m *SclpMaps) Close() error {
 		m.RxPorts,
 		m.RxScratch,
 		m.Stats,
+		m.Throttled,
 		m.TxPorts,
 		m.TxScratch,
 	)

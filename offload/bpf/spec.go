@@ -15,6 +15,8 @@ const (
 	MapExceptions = "exceptions"
 	MapTxScratch  = "tx_scratch"
 	MapPortMeta   = "port_meta"
+	// MapThrottled is the LRU hash of throttled peers (address -> expiry, CLOCK_MONOTONIC ns).
+	MapThrottled = "throttled"
 	// VarNoCsumFix is the test-only load-time switch that disables the tx checksum fix.
 	VarNoCsumFix = "cfg_no_csum_fix"
 	// VarMergeTimeout is the load-time idle timeout (ns, uint64) of the rx merge slot.

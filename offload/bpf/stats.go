@@ -94,6 +94,10 @@ type Stats struct {
 	// RxDuplicate counts segments the rx program dropped as duplicates of bytes its merge
 	// slot holds, delivered or already handed to userspace (docs/datapath.md).
 	RxDuplicate uint64
+	// RxThrottled counts first segments of multi-segment messages from a throttled peer
+	// (throttled map: its new partial messages are being refused in userspace) dropped
+	// before their checksum and the ring.
+	RxThrottled uint64
 }
 
 // CounterNames are the snake_case names of the counters, in enum stat order.
@@ -106,7 +110,7 @@ var CounterNames = [...]string{
 	"rx_drop_bad_port", "rx_drop_unknown_peer", "rx_drop_bad_remaining",
 	"rx_drop_bad_checksum", "rx_drop_bad_vxlan", "rx_drop_unknown_vni", "rx_drop_too_big",
 	"rx_drop_error", "rx_merged", "rx_merged_bytes", "rx_merge_segments", "rx_exc_out_of_order",
-	"rx_exc_busy", "rx_exc_merged_run", "rx_duplicate",
+	"rx_exc_busy", "rx_exc_merged_run", "rx_duplicate", "rx_throttled",
 }
 
 var _ = [1]int{}[len(CounterNames)-NumCounters] // CounterNames covers every counter
@@ -122,7 +126,7 @@ func (s *Stats) fields() [NumCounters]*uint64 {
 		&s.RxDropBadPort, &s.RxDropUnknownPeer, &s.RxDropBadRemaining,
 		&s.RxDropBadChecksum, &s.RxDropBadVXLAN, &s.RxDropUnknownVNI, &s.RxDropTooBig,
 		&s.RxDropError, &s.RxMerged, &s.RxMergedBytes, &s.RxMergeSegments, &s.RxExcOutOfOrder,
-		&s.RxExcBusy, &s.RxExcMergedRun, &s.RxDuplicate,
+		&s.RxExcBusy, &s.RxExcMergedRun, &s.RxDuplicate, &s.RxThrottled,
 	}
 }
 

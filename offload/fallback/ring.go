@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,12 @@ type RingReaderOptions struct {
 	// ExpireInterval is how often the worker's partial messages are expired while the ring
 	// is idle or busy (default 100 ms).
 	ExpireInterval time.Duration
+	// OnRefused, if set, is called (on the reader's goroutine) with the source of each first
+	// piece of a multi-segment message that the reassembler refused for lack of room for a
+	// new partial message (sclp.DropOverLimit): with the credit rules of offload/sclp, a peer
+	// at its cap that is not completing messages. offload.Throttler.Refused throttles that
+	// peer in BPF (docs/datapath.md, "Throttled peers"). It must not block.
+	OnRefused func(src netip.Addr)
 }
 
 // RingReader feeds the rx program's exception records to one Worker. ReadInto copies each
@@ -51,6 +58,7 @@ type RingReader struct {
 	src      RingSource
 	w        *Worker
 	interval time.Duration
+	refused  func(netip.Addr)
 	rec      ringbuf.Record
 
 	records, bytes, bad, badSum atomic.Uint64
@@ -62,7 +70,7 @@ func NewRingReader(src RingSource, w *Worker, opts RingReaderOptions) *RingReade
 	if opts.ExpireInterval <= 0 {
 		opts.ExpireInterval = 100 * time.Millisecond
 	}
-	return &RingReader{src: src, w: w, interval: opts.ExpireInterval}
+	return &RingReader{src: src, w: w, interval: opts.ExpireInterval, refused: opts.OnRefused}
 }
 
 // Run reads records until ctx ends or the source is closed (then it returns nil).
@@ -117,8 +125,11 @@ func (r *RingReader) Handle(now time.Time, rec []byte) {
 		r.w.Count(sclp.DropShort)
 		return
 	}
-	r.w.Handle(now, sclp.Piece{Key: sclp.Key{Src: src, Dst: dst, SrcPort: sh.SrcPort, DstPort: sh.DstPort,
+	res := r.w.Handle(now, sclp.Piece{Key: sclp.Key{Src: src, Dst: dst, SrcPort: sh.SrcPort, DstPort: sh.DstPort,
 		ID: sh.ID}, First: sh.First, Remaining: int(sh.Remaining), Payload: payload})
+	if r.refused != nil && sh.First && sh.Remaining > 0 && res.Status == sclp.Dropped && res.Reason == sclp.DropOverLimit {
+		r.refused(src)
+	}
 }
 
 // Stats returns the reader's counters.

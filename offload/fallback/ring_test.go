@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -126,5 +127,48 @@ func BenchmarkRingRecord(b *testing.B) {
 	for b.Loop() {
 		rr.Handle(now, recs[i%len(recs)])
 		i++
+	}
+}
+
+// TestRingReaderOnRefused: OnRefused hears of exactly the first pieces of multi-segment
+// messages that the reassembler refused at the peer's cap (not of single-segment messages,
+// continuation pieces, or first pieces it took).
+func TestRingReaderOnRefused(t *testing.T) {
+	cfg := sclp.DefaultConfig()
+	cfg.MaxPeerEntries = 2
+	w, err := NewWorker(cfg, new(PortTable))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []netip.Addr
+	rr := NewRingReader(&fakeRing{}, w, RingReaderOptions{OnRefused: func(a netip.Addr) { refused = append(refused, a) }})
+	now := time.Now()
+	var firsts, rests [][]byte
+	for id := uint32(2); id < 12; id += 2 {
+		recs := records(t, 3, testFrame(protoTCP, 4000, 0), id)
+		firsts, rests = append(firsts, recs[0]), append(rests, recs[1])
+	}
+	single := records(t, 3, testFrame(protoTCP, 1000, 0), 40)
+	rr.Handle(now, firsts[0])
+	rr.Handle(now, firsts[1]) // the peer's cap: 2 partial messages
+	rr.Handle(now, single[0]) // complete at once: no partial message
+	rr.Handle(now, rests[2])  // refused, but not a first piece
+	if len(refused) != 0 {
+		t.Fatalf("refused %v before any first piece was refused", refused)
+	}
+	// No credit (nothing completed through the reassembler), no spare eviction yet: every
+	// further first piece is refused, and each refusal is reported.
+	for _, rec := range firsts[2:] {
+		rr.Handle(now, rec)
+	}
+	st := w.Stats().Reassembly
+	if n := st.Drops[sclp.DropOverLimit]; len(refused) != 3 || n != 4 || st.Drops[sclp.DropEvicted] != 0 {
+		t.Fatalf("OnRefused got %v; reassembler over_limit %d (want 3 first pieces + 1 continuation), evicted %d",
+			refused, n, st.Drops[sclp.DropEvicted])
+	}
+	for _, a := range refused {
+		if a != peerA {
+			t.Fatalf("OnRefused got %v, want %v", refused, peerA)
+		}
 	}
 }
