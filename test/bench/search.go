@@ -199,11 +199,14 @@ func searchSustained(ctx context.Context, r *testbed.Runner, cfg Config, envs []
 		for _, j := range jobs {
 			best, ok := j.s.Result()
 			lower := ok && !j.s.Bracketed()
-			// The unthrottled runs count too when their median loss is within the limit (a
-			// sender slower than its path, as kernel VXLAN's IP fragmentation is): offered
-			// rate 0 stands for unthrottled.
-			if row, _ := ix.get(j.env.Model.Name, p); row.LossPct <= MaxSustainedLossPct && (!ok || row.Gbps > best.Sample.Gbps) {
-				best, ok, lower = Trial{Sample: Sample{Model: row.Model, Point: p, Gbps: row.Gbps, LossPct: row.LossPct, CPUCores: row.CPUCores}}, true, false
+			// The unthrottled runs count too when their median loss is within the limit: the
+			// sender is then slower than its path (as kernel VXLAN's IP fragmentation is), so
+			// the result is determined, not a lower bound. Offered rate 0 stands for them.
+			if row, _ := ix.get(j.env.Model.Name, p); row.LossPct <= MaxSustainedLossPct {
+				lower = false
+				if !ok || row.Gbps > best.Sample.Gbps {
+					best, ok = Trial{Sample: Sample{Model: row.Model, Point: p, Gbps: row.Gbps, LossPct: row.LossPct, CPUCores: row.CPUCores}}, true
+				}
 			}
 			su := Sustained{Model: j.env.Model.Name, Point: p, Best: best, OK: ok, LowerBound: lower, Trace: j.s.trace}
 			if n := len(j.s.trace); n > 0 && j.s.trace[n-1].Sample.Err != nil {
