@@ -40,6 +40,10 @@ type sender struct {
 	stopped func() bool
 
 	backpressure uint64 // waits for room (EAGAIN/ENOBUFS)
+	// dropped counts queued one-segment messages a failed flushQueue discarded unsent,
+	// wherever it ran (end of a batch, or before a longer message, another socket or a full
+	// queue): the worker adds the difference to its send errors as it does backpressure.
+	dropped uint64
 
 	// The queue of one-segment messages sent together with one sendmmsg (queue, flushQueue).
 	qk    int
@@ -198,7 +202,8 @@ func (s *sender) queue(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp
 
 // flushQueue sends the queued one-segment messages with sendmmsg, waiting for room as flush
 // does (a partial send resumes after the last message sent: nothing is duplicated). On an
-// error it drops the rest of the queue and returns how many messages were not sent.
+// error it drops the rest of the queue, counts them in dropped and returns how many messages
+// were not sent.
 func (s *sender) flushQueue() (unsent int, err error) {
 	for i := 0; i < s.qk; {
 		m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.qfd), uintptr(unsafe.Pointer(&s.qmm[i])), uintptr(s.qk-i), 0, 0, 0)
@@ -212,6 +217,7 @@ func (s *sender) flushQueue() (unsent int, err error) {
 			s.backpressure++
 			if s.stopped() {
 				unsent, s.qk = s.qk-i, 0
+				s.dropped += uint64(unsent)
 				return unsent, errStopped
 			}
 			if e == unix.EAGAIN {
@@ -223,6 +229,7 @@ func (s *sender) flushQueue() (unsent int, err error) {
 			continue
 		}
 		unsent, s.qk = s.qk-i, 0
+		s.dropped += uint64(unsent)
 		return unsent, fmt.Errorf("sendmmsg: %w", e)
 	}
 	s.qk = 0

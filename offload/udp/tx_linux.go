@@ -89,9 +89,9 @@ func (w *txWorker) run() {
 		w.small = int(w.mm[n-1].len)-VnetHdrLen+sclp.VXLANHeaderLen <= w.snd.mss
 		// Send the batch's queued one-segment messages (their chunks point into bufs). A
 		// failure counts a send error per message not sent (TxMessages counted them queued).
-		before := w.snd.backpressure
-		unsent, _ := w.snd.flushQueue()
-		w.p.tx.sendErrs.Add(uint64(unsent))
+		before, dropped := w.snd.backpressure, w.snd.dropped
+		_, _ = w.snd.flushQueue()
+		w.p.tx.sendErrs.Add(w.snd.dropped - dropped)
 		w.p.tx.backpressure.Add(w.snd.backpressure - before)
 	}
 }
@@ -183,7 +183,7 @@ func (w *txWorker) sendMessage(msg []byte, queue bool) bool {
 	sport := sclp.SourcePort(frame)
 	fd := w.p.src.fd(sport)
 	base := sclp.Header{SrcPort: sport, DstPort: sclp.VXLANPort, ID: w.p.ids.Next()}
-	before := w.snd.backpressure
+	before, dropped := w.snd.backpressure, w.snd.dropped
 	var segs int
 	var err error
 	if queue {
@@ -192,6 +192,9 @@ func (w *txWorker) sendMessage(msg []byte, queue bool) bool {
 		segs, err = w.snd.send(fd, &w.p.dst, msg, base)
 	}
 	st.backpressure.Add(w.snd.backpressure - before)
+	// Queued messages an earlier flush of this call dropped (send and queue flush the queue
+	// first) are send errors too, besides this message's own.
+	st.sendErrs.Add(w.snd.dropped - dropped)
 	st.segments.Add(uint64(segs))
 	if err != nil {
 		st.sendErrs.Add(1)
