@@ -89,7 +89,9 @@ func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, erro
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}), pins: cfg.PinPath, spec: map[string]offload.PortSpec{},
 		inj: map[string]*fallback.Injector{}, cnt: map[string]*offload.CountedPort{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
-	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{})
+	// A peer the reassembler refuses (at its cap, completing nothing: a flood of first
+	// segments) is throttled in BPF, so its flood costs what a non-peer's does.
+	rr := fallback.NewRingReader(rd, pipe.Workers()[0], fallback.RingReaderOptions{OnRefused: m.NewThrottler(0).Refused})
 	go func() {
 		defer close(d.done)
 		if err := rr.Run(rctx); err != nil && rctx.Err() == nil {

@@ -17,7 +17,8 @@ import (
 // (single-segment messages, and multi-segment messages it merged) count as path="kernel";
 // exceptions are exported for every ring reason (bpf.Reason names); drop counters become
 // Drops by direction and reason (the counter name without its "tx_drop_"/"rx_drop_" prefix;
-// rx_ring_full is reason "ring_full"). FromBPFPorts is the same with the counters that the
+// rx_ring_full is reason "ring_full", rx_duplicate "merge_duplicate", rx_throttled "throttled").
+// FromBPFPorts is the same with the counters that the
 // datapath also keeps per port and peer labelled by them.
 func FromBPF(s bpf.Stats) DatapathStats { return fromBPF(s, nil) }
 
@@ -61,6 +62,13 @@ func fromBPF(s bpf.Stats, pp *offload.PortPeerStats) DatapathStats {
 			dir, reason = DirectionRx, strings.TrimPrefix(name, "rx_drop_")
 		case name == "rx_ring_full":
 			dir, reason = DirectionRx, "ring_full"
+		case name == "rx_duplicate":
+			// Dropped in BPF: a duplicate of bytes the merge slot holds or just delivered
+			// ("merge_duplicate": the reassembler's own "duplicate" is another series).
+			dir, reason = DirectionRx, "merge_duplicate"
+		case name == "rx_throttled":
+			// Dropped in BPF: a throttled peer's first segment (offload.Throttler).
+			dir, reason = DirectionRx, "throttled"
 		default:
 			continue
 		}

@@ -40,6 +40,7 @@ func TestFromBPF(t *testing.T) {
 	s.RxSegments, s.RxBytes, s.RxFast, s.RxFastBytes = 31, 41000, 7, 7000
 	s.RxExcMulti, s.RxExcLarge, s.RxExcOutOfOrder, s.RxExcBusy, s.RxExcMergedRun = 20, 4, 3, 2, 1
 	s.TxDropNoNeigh, s.RxRingFull, s.RxDropBadChecksum, s.RxDropUnknownVNI = 1, 2, 3, 5
+	s.RxDuplicate, s.RxThrottled = 7, 11
 	st := FromBPF(s)
 	want := `
 # HELP sclp_ovs_exceptions_total Received segments (or runs of segments merged in BPF) the kernel datapath handed to userspace, by reason.
@@ -64,7 +65,8 @@ sclp_ovs_tx_segments_total{mode="ip",peer="",port=""} 30
 	for _, c := range []struct {
 		dir, reason string
 		want        uint64
-	}{{"tx", "no_neigh", 1}, {"rx", "ring_full", 2}, {"rx", "bad_checksum", 3}, {"rx", "unknown_vni", 5}, {"tx", "error", 0}} {
+	}{{"tx", "no_neigh", 1}, {"rx", "ring_full", 2}, {"rx", "bad_checksum", 3}, {"rx", "unknown_vni", 5}, {"tx", "error", 0},
+		{"rx", "merge_duplicate", 7}, {"rx", "throttled", 11}} {
 		if v, ok := sampleValue(st, Drops, c.dir, c.reason); !ok || v != c.want {
 			t.Errorf("drop %s/%s = %d (present %v), want %d", c.dir, c.reason, v, ok, c.want)
 		}
@@ -77,12 +79,12 @@ sclp_ovs_tx_segments_total{mode="ip",peer="",port=""} 30
 			sum += smp.Value
 		}
 	}
-	if sum != 11 {
-		t.Errorf("sum of drops %d, want 11", sum)
+	if sum != 29 {
+		t.Errorf("sum of drops %d, want 29", sum)
 	}
 	var n uint64
 	for _, name := range bpf.CounterNames {
-		if strings.Contains(name, "_drop_") || name == "rx_ring_full" {
+		if strings.Contains(name, "_drop_") || name == "rx_ring_full" || name == "rx_duplicate" || name == "rx_throttled" {
 			n++
 		}
 	}

@@ -73,7 +73,7 @@ func (d *ipDatapath) EnsurePort(ctx context.Context, spec offload.PortSpec) erro
 		return fmt.Errorf("exceptions ring: %w", err)
 	}
 	cctx, cancel := context.WithCancel(context.Background())
-	rr := fallback.NewRingReader(rd, d.pipe.Workers()[0], fallback.RingReaderOptions{})
+	rr := fallback.NewRingReader(rd, d.pipe.Workers()[0], fallback.RingReaderOptions{OnRefused: d.m.NewThrottler(0).Refused})
 	d.rd, d.cancel, d.done, d.started = rd, cancel, make(chan struct{}), true
 	go func() { defer close(d.done); _ = rr.Run(cctx) }()
 	return nil
