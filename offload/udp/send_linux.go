@@ -92,7 +92,8 @@ func newSender(mss int, stopped func() bool) (*sender, error) {
 // send transmits msg (VXLAN header + inner frame) to dst from fd as SCLP segments with the
 // given base header (ports and id). It returns the number of segments sent.
 func (s *sender) send(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
-	if _, err := s.flushQueue(); err != nil {
+	// What the queue dropped is counted there (dropped); only a stop concerns msg too.
+	if _, err := s.flushQueue(); errors.Is(err, errStopped) {
 		return 0, err
 	}
 	if err := s.seg.Reset(msg, s.mss, base); err != nil {
@@ -177,7 +178,7 @@ func (s *sender) queue(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp
 		return s.send(fd, dst, msg, base)
 	}
 	if s.qk > 0 && (fd != s.qfd || s.qk == len(s.qmm)) {
-		if _, err := s.flushQueue(); err != nil {
+		if _, err := s.flushQueue(); errors.Is(err, errStopped) {
 			return 0, err
 		}
 	}
@@ -201,9 +202,13 @@ func (s *sender) queue(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp
 }
 
 // flushQueue sends the queued one-segment messages with sendmmsg, waiting for room as flush
-// does (a partial send resumes after the last message sent: nothing is duplicated). On an
-// error it drops the rest of the queue, counts them in dropped and returns how many messages
-// were not sent.
+// does (a partial send resumes after the last message sent: nothing is duplicated). A message
+// the kernel refuses with another error is dropped alone, as its own sendmsg would have been,
+// and the rest still go: an error can belong to one message only, e.g. an ICMP error that
+// IP_RECVERR reports once, on the socket's next send (sendmmsg returns an error only for the
+// first message of a call; a later failure ends the call short and the next call starts with
+// that message). A stopping worker drops what is left. Dropped messages are counted in
+// dropped; it returns how many this call dropped and the last error.
 func (s *sender) flushQueue() (unsent int, err error) {
 	for i := 0; i < s.qk; {
 		m, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.qfd), uintptr(unsafe.Pointer(&s.qmm[i])), uintptr(s.qk-i), 0, 0, 0)
@@ -216,8 +221,10 @@ func (s *sender) flushQueue() (unsent int, err error) {
 		case unix.EAGAIN, unix.ENOBUFS:
 			s.backpressure++
 			if s.stopped() {
-				unsent, s.qk = s.qk-i, 0
-				s.dropped += uint64(unsent)
+				n := s.qk - i
+				unsent += n
+				s.dropped += uint64(n)
+				s.qk = 0
 				return unsent, errStopped
 			}
 			if e == unix.EAGAIN {
@@ -228,10 +235,11 @@ func (s *sender) flushQueue() (unsent int, err error) {
 			}
 			continue
 		}
-		unsent, s.qk = s.qk-i, 0
-		s.dropped += uint64(unsent)
-		return unsent, fmt.Errorf("sendmmsg: %w", e)
+		unsent++
+		s.dropped++
+		err = fmt.Errorf("sendmmsg: %w", e)
+		i++ // drop this message only
 	}
 	s.qk = 0
-	return 0, nil
+	return unsent, err
 }

@@ -3,8 +3,12 @@
 package udp
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 )
@@ -36,5 +40,50 @@ func TestQueuedDropsAreSendErrors(t *testing.T) {
 	}
 	if snd.qk != 0 {
 		t.Errorf("queue holds %d messages after a failed flush", snd.qk)
+	}
+}
+
+// TestQueueOneErrorDropsOneMessage: an error the socket reports once (an ICMP port
+// unreachable, which IP_RECVERR turns into ECONNREFUSED on the next send) fails only the
+// first message of a sendmmsg; the other queued messages are still sent, as they were when
+// every message had its own sendmsg (it used to drop the whole queue).
+func TestQueueOneErrorDropsOneMessage(t *testing.T) {
+	tx, rx, dst := loopSockets(t)
+	snd, err := newSender(1460, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A datagram to a closed port: the ICMP error sets the socket's pending error.
+	closed := sockaddr4(netip.MustParseAddrPort("127.0.0.1:9"))
+	if _, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(tx), uintptr(unsafe.Pointer(&[]byte("x")[0])), 1, 0,
+		uintptr(unsafe.Pointer(&closed)), unix.SizeofSockaddrInet4); e != 0 {
+		t.Fatal(e)
+	}
+	p := []unix.PollFd{{Fd: int32(tx), Events: unix.POLLERR}}
+	if n, err := unix.Poll(p, 1000); err != nil || n != 1 {
+		t.Fatalf("no ICMP error reported on the socket: poll %d %v", n, err)
+	}
+	const k = 3
+	for i := range k {
+		msg := make([]byte, sclp.VXLANHeaderLen+100+i)
+		if _, err := snd.queue(tx, &dst, msg, sclp.Header{SrcPort: 50000, DstPort: sclp.VXLANPort, ID: uint32(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unsent, err := snd.flushQueue()
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("flush error %v, want ECONNREFUSED", err)
+	}
+	got := 0
+	buf := make([]byte, 2048)
+	for {
+		if _, _, err := unix.Recvfrom(rx, buf, unix.MSG_DONTWAIT); err != nil {
+			break
+		}
+		got++
+	}
+	if unsent != 1 || snd.dropped != 1 || got != k-1 {
+		t.Errorf("one pending socket error: %d dropped (counted %d), %d of %d received; want 1 dropped, %d received",
+			unsent, snd.dropped, got, k, k-1)
 	}
 }
