@@ -204,7 +204,8 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 }
 
 // portCounters are the BPF per-port counters of a port and the receive counters of its peer
-// that show and stats print (frames the userspace fallback injects are per host).
+// that show and stats print (PortStats adds the frames the userspace fallback injected into
+// the port, rx_frames_userspace, from the port's CountedPort).
 func portCounters(c bpf.PortCounters, p bpf.PeerCounters) map[string]uint64 {
 	var drops uint64
 	for _, v := range c.TxDrops {
