@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,10 @@ type ipDatapath struct {
 	done   chan struct{}
 
 	pins string
+
+	// snap is the datapath-wide counter snapshot the per-port views share (PortStats is
+	// called for every ready port on each metrics scrape, /readyz and status query).
+	snap cached[ipSnapshot]
 
 	mu   sync.Mutex
 	spec map[string]offload.PortSpec
@@ -87,7 +92,8 @@ func newIPDatapath(ctx context.Context, cfg AgentConfig) (offload.Datapath, erro
 		return nil, fmt.Errorf("exceptions ring: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}), pins: cfg.PinPath, spec: map[string]offload.PortSpec{},
+	d := &ipDatapath{m: m, pipe: pipe, rd: rd, cancel: cancel, done: make(chan struct{}), pins: cfg.PinPath,
+		snap: cached[ipSnapshot]{ttl: snapshotTTL, now: time.Now}, spec: map[string]offload.PortSpec{},
 		inj: map[string]*fallback.Injector{}, cnt: map[string]*offload.CountedPort{}, keys: map[string]fallback.PortKey{}, mtu: map[string]int{}}
 	// A peer the reassembler refuses (at its cap, completing nothing: a flood of first
 	// segments) is throttled in BPF, so its flood costs what a non-peer's does.
@@ -174,14 +180,11 @@ func (d *ipDatapath) Close() error {
 // PortStats reports the mode=ip datapath's counters: the port's and its peer's (BPF per-port
 // and per-peer maps) and the host's (prefixed host_).
 func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
-	s, err := d.m.Stats()
+	snap, err := d.snap.get(d.snapshot)
 	if err != nil {
 		return nil, err
 	}
-	pp, err := d.m.PortPeerStats()
-	if err != nil {
-		return nil, err
-	}
+	s, pp := snap.host, snap.ports
 	d.mu.Lock()
 	spec, cnt := d.spec[name], d.cnt[name]
 	d.mu.Unlock()
@@ -201,6 +204,27 @@ func (d *ipDatapath) PortStats(name string) (map[string]uint64, error) {
 		}
 	}
 	return out, nil
+}
+
+// ipSnapshot is one read of the datapath's host and per-port/per-peer BPF counters.
+type ipSnapshot struct {
+	host  bpf.Stats
+	ports offload.PortPeerStats
+}
+
+// snapshotTTL is how long PortStats reuses one counter snapshot across ports.
+const snapshotTTL = 200 * time.Millisecond
+
+func (d *ipDatapath) snapshot() (ipSnapshot, error) {
+	s, err := d.m.Stats()
+	if err != nil {
+		return ipSnapshot{}, err
+	}
+	pp, err := d.m.PortPeerStats()
+	if err != nil {
+		return ipSnapshot{}, err
+	}
+	return ipSnapshot{host: s, ports: pp}, nil
 }
 
 // portCounters are the BPF per-port counters of a port and the receive counters of its peer
