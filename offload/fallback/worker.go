@@ -167,7 +167,7 @@ func (w *Worker) HandleRun(key sclp.Key, chunks [][]byte) bool {
 	}
 	w.st.Pieces += uint64(len(chunks))
 	w.st.ZeroCopy++
-	w.r.NoteCompleted(key.Src) // the peer's eviction credit, as if the reassembler had completed it
+	w.r.NoteCompleted(key.Src, total) // the peer's eviction credit, as if the reassembler had completed it
 	w.zcBytes += uint64(total)
 	return true
 }

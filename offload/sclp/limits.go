@@ -48,7 +48,7 @@ func (r *Reassembler) create(t int64, key Key, size int) *entry {
 // is refused.
 //
 // Per peer: at its cap, src evicts its own oldest partial message only by spending an
-// eviction (spend: a credit earned by completing messages, or its spare one); without one
+// eviction (spend: from the byte credit earned by completing messages, or its spare one); without one
 // the new message is refused at once, before any buffer is taken, which is all a flood of
 // first segments costs once its peer is full. Globally: the heaviest peer's oldest partial
 // message is evicted if that peer holds more than src would after admission, so no peer is
@@ -95,13 +95,13 @@ func (r *Reassembler) evictFor(t int64, pr *peer, src netip.Addr, h *peerHeap, w
 	return r.evictOwn(pr, src), true
 }
 
-// spend takes one eviction of its own partial messages for pr at clock t: a credit if it
-// has one, else its spare eviction, due once every spareGap. It reports false if pr has
-// neither.
+// spend pays for evicting pr's oldest partial message at clock t: from its credit the
+// bytes that message holds in the caps (its buffer class) if the credit covers them, else
+// its spare eviction, due once every spareGap. It reports false if pr can pay neither way.
 func (r *Reassembler) spend(pr *peer, t int64) bool {
-	switch {
-	case pr.credits > 0:
-		pr.credits--
+	switch cost := classSizeOf(pr.head); {
+	case pr.credit >= cost:
+		pr.credit -= cost
 	case t >= pr.spare:
 		pr.spare = t + spareGap
 	default:

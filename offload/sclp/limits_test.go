@@ -101,9 +101,10 @@ func TestFloodRefusedAtPeerCap(t *testing.T) {
 
 // TestPeerCreditEvictsOwnOldest: a peer at its cap whose messages complete (a legitimate
 // peer on a lossy path, its cap full of messages that lost a segment) recycles its own
-// oldest partial messages for new ones, 4 per completed message; a peer without
-// completions is refused at its cap but for one spare eviction per 100 us; no other peer
-// loses anything.
+// oldest partial messages for new ones, paying each eviction with the bytes that message
+// holds in the caps (its buffer class) out of 4 bytes of credit per payload byte it
+// completed; a peer without completions is refused at its cap but for one spare eviction
+// per 100 us; no other peer loses anything.
 func TestPeerCreditEvictsOwnOldest(t *testing.T) {
 	var evicted []uint32
 	r := newTestReassembler(t, Config{MaxPeerEntries: 4, OnDrop: func(k Key, why DropReason, _ int) {
@@ -126,7 +127,8 @@ func TestPeerCreditEvictsOwnOldest(t *testing.T) {
 		checkCaps(t, r)
 		return res
 	}
-	// Peer 1 fills its cap with 4 messages that lost their last segments.
+	// Peer 1 fills its cap with 4 messages (3000 bytes: 4 KiB class) that lost their last
+	// segments.
 	for id := uint32(2); id <= 8; id += 2 {
 		if res := start(id); res.Status != Buffered {
 			t.Fatal(res)
@@ -134,17 +136,29 @@ func TestPeerCreditEvictsOwnOldest(t *testing.T) {
 	}
 	// No credit: a fifth message is refused. Messages that arrive whole in one piece earn
 	// nothing (they never held a buffer), nor does a zero-copy completion of a peer without
-	// a record.
+	// a record, nor one of no bytes.
 	for i := range 2 {
 		r.Add(t0, Piece{Key: testKey(1, uint32(100+2*i)), First: true, Payload: make([]byte, 100)})
 	}
-	r.NoteCompleted(testKey(3, 0).Src)
+	r.NoteCompleted(testKey(3, 0).Src, 4096)
+	r.NoteCompleted(testKey(1, 0).Src, 0)
+	r.NoteCompleted(testKey(1, 0).Src, -5)
 	if res := start(10); res.Status != Dropped || res.Reason != DropOverLimit {
 		t.Fatalf("peer at its cap without credit: %v", res)
 	}
-	// One zero-copy completion reported by the caller earns 4 credits: 12..18 each evict
-	// the oldest; 20 is refused.
-	r.NoteCompleted(testKey(1, 0).Src)
+	// A zero-copy completion of 1023 bytes earns 4092 bytes, not enough for one 4 KiB-class
+	// eviction; one more byte is.
+	r.NoteCompleted(testKey(1, 0).Src, 1023)
+	if res := start(10); res.Reason != DropOverLimit {
+		t.Fatalf("credit short of one eviction: %v", res)
+	}
+	r.NoteCompleted(testKey(1, 0).Src, 1)
+	if res := start(10); res.Status != Buffered {
+		t.Fatalf("credit of one eviction: %v", res)
+	}
+	// One of 4096 bytes earns 4 evictions of 4 KiB-class messages: 12..18 each evict the
+	// oldest; 20 is refused.
+	r.NoteCompleted(testKey(1, 0).Src, 4096)
 	for _, id := range []uint32{12, 14, 16, 18} {
 		if res := start(id); res.Status != Buffered {
 			t.Fatalf("new message %d with credit: %v", id, res)
@@ -153,21 +167,16 @@ func TestPeerCreditEvictsOwnOldest(t *testing.T) {
 	if res := start(20); res.Reason != DropOverLimit {
 		t.Fatalf("credit spent: %v", res)
 	}
-	// Completing 12 here earns 4 more and frees its room: 20 fits, 22 evicts 14.
+	// Completing 12 here (3000 bytes) earns 12000 and frees its room: 20 fits, 22 and 24
+	// evict 14 and 16 (8192 bytes), and the 3808 left do not pay for 26.
 	for _, p := range msgs[12][1:] {
 		if m, res := r.Add(t0, p); res.Status == Completed {
 			r.Release(m)
 		}
 	}
-	for _, id := range []uint32{20, 22} {
-		if res := start(id); res.Status != Buffered {
+	for _, id := range []uint32{20, 22, 24, 26} {
+		if res := start(id); (res.Status == Buffered) != (id != 26) {
 			t.Fatalf("new message %d after a completion: %v", id, res)
-		}
-	}
-	// 22 took one of the 4 credits; 24..28 take the rest, 30 is refused.
-	for _, id := range []uint32{24, 26, 28, 30} {
-		if res := start(id); (res.Status == Buffered) != (id != 30) {
-			t.Fatalf("new message %d: %v", id, res)
 		}
 	}
 	// Every 100 us a peer has one spare eviction without credit: 34 is admitted, 32 just
@@ -182,11 +191,64 @@ func TestPeerCreditEvictsOwnOldest(t *testing.T) {
 			t.Fatalf("message %d at %v: %v", id, now.Sub(t0), res)
 		}
 	}
-	if want := []uint32{2, 4, 6, 8, 14, 16, 18, 20, 22}; !slices.Equal(evicted, want) {
+	if want := []uint32{2, 4, 6, 8, 10, 14, 16, 18}; !slices.Equal(evicted, want) {
 		t.Fatalf("evicted ids %v, want peer 1's oldest first %v", evicted, want)
 	}
 	if h, ok := r.Holds(other[0].Key); !ok || h != len(other[0].Payload) {
 		t.Fatal("another peer's partial message was touched")
+	}
+}
+
+// TestSmallCompletionsDoNotBuyFloodEvictions pins the attack on per-message credit: a peer
+// at its cap floods first segments of 64 KB messages (64 KB class, 1 us apart) and, after
+// every 4, completes one in-order two-segment message of 1.5 KB through the zero-copy path
+// (NoteCompleted). With 4 evictions per completed message it was never refused and every
+// flood segment evicted its oldest; with credit by bytes each completion buys 6 KB, a tenth
+// of one eviction, so the flood is refused and its evictions stay within the spare ones
+// plus what the completed bytes pay for. A peer completing 64 KB messages the same way
+// still recycles about 4 stale 64 KB-class entries per completion.
+func TestSmallCompletionsDoNotBuyFloodEvictions(t *testing.T) {
+	for _, size := range []int{1500, 65000} {
+		evicted := 0
+		r := newTestReassembler(t, Config{MaxPeerEntries: 16, OnDrop: func(_ Key, why DropReason, _ int) {
+			if why == DropEvicted {
+				evicted++
+			}
+		}})
+		src := testKey(66, 0).Src
+		const floods = 20000
+		refused, completions := 0, 0
+		now := t0
+		for i := range floods {
+			now = now.Add(time.Microsecond)
+			p := Piece{Key: testKey(66, uint32(2*i)), First: true, Remaining: 64000, Payload: make([]byte, 1468)}
+			if _, res := r.Add(now, p); res.Status == Dropped {
+				if res.Reason != DropOverLimit {
+					t.Fatalf("flood piece dropped as %v", res.Reason)
+				}
+				refused++
+			}
+			if i%4 == 3 {
+				r.NoteCompleted(src, size)
+				completions++
+			}
+			if i%256 == 0 {
+				checkCaps(t, r)
+			}
+		}
+		spares := int(now.Sub(t0) / (100 * time.Microsecond))
+		paid := 4 * size * completions / MaxMessageLen
+		t.Logf("%d-byte completions: %d of %d flood segments refused, %d evicted (%d spare, %d paid by credit)",
+			size, refused, floods, evicted, spares, paid)
+		if evicted > spares+paid+1 {
+			t.Fatalf("%d-byte completions: %d evictions, more than %d spare and %d paid", size, evicted, spares, paid)
+		}
+		switch {
+		case size < 2000 && (refused < floods*8/10 || evicted > floods/10):
+			t.Fatalf("small completions: %d of %d refused, %d evicted: the flood buys evictions", refused, floods, evicted)
+		case size > 60000 && evicted < 3*completions:
+			t.Fatalf("64 KB completions: %d evictions for %d completions, want about 4 each", evicted, completions)
+		}
 	}
 }
 

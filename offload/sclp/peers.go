@@ -8,15 +8,18 @@ type peer struct {
 	addr       netip.Addr
 	bytes      int
 	entries    int
-	credits    int   // evictions of its own oldest partial messages it has earned (see admit)
+	credit     int   // bytes of its own oldest partial messages it may evict (see earn, spend)
 	spare      int64 // clock from which it may evict one of its own without credit (see spend)
 	head, tail *entry
 	slot       [2]int // index in heaps[byBytes] and heaps[byEntries]
 }
 
-// earn adds the eviction credit of one completed message, up to limit.
-func (p *peer) earn(limit int) {
-	p.credits = min(p.credits+creditPerMessage, max(limit, creditPerMessage))
+// earn adds the eviction credit of one completed message of n payload bytes
+// (creditPerByte*n bytes), banked up to limit bytes.
+func (p *peer) earn(n, limit int) {
+	if n > 0 {
+		p.credit = min(p.credit+creditPerByte*min(n, MaxMessageLen), limit)
+	}
 }
 
 // Heap indices.

@@ -5,11 +5,12 @@ import (
 	"time"
 )
 
-// Eviction budget of a peer at its cap (see Reassembler): creditPerMessage evictions of its
-// own partial messages per message it completes, plus one spare eviction per spareGap.
+// Eviction budget of a peer at its cap (see Reassembler): creditPerByte bytes of its own
+// partial messages (counted by their buffer class) per payload byte of a message it
+// completes, plus one spare eviction per spareGap.
 const (
-	creditPerMessage = 4
-	spareGap         = int64(100 * time.Microsecond)
+	creditPerByte = 4
+	spareGap      = int64(100 * time.Microsecond)
 )
 
 // Reassembler is stage 2 of SCLP receive: it restores whole messages from pieces (segments
@@ -252,21 +253,22 @@ func (r *Reassembler) complete(e *entry) Message {
 	e.buf = nil
 	r.stats.Completed++
 	r.stats.CompletedBytes += uint64(e.size)
-	e.peer.earn(r.cfg.MaxPeerEntries)
+	e.peer.earn(e.size, r.cfg.MaxPeerBytes)
 	r.remove(e)
 	return m
 }
 
-// NoteCompleted tells the reassembler that a message from src was completed without it (a
-// zero-copy delivery of a run that arrived whole), which earns src the same eviction credit
-// as a message the reassembler completes (see Reassembler). It costs one map lookup (none
-// while the reassembler tracks no peer).
-func (r *Reassembler) NoteCompleted(src netip.Addr) {
+// NoteCompleted tells the reassembler that a message of n payload bytes (the SCLP message,
+// VXLAN header included, as Message.Payload would hold it) from src was completed without
+// it (a zero-copy delivery of a run that arrived whole), which earns src the same eviction
+// credit as a message of n bytes the reassembler completes (see Reassembler). It costs one
+// map lookup (none while the reassembler tracks no peer).
+func (r *Reassembler) NoteCompleted(src netip.Addr, n int) {
 	if len(r.peers) == 0 {
 		return
 	}
 	if pr := r.peers[src]; pr != nil {
-		pr.earn(r.cfg.MaxPeerEntries)
+		pr.earn(n, r.cfg.MaxPeerBytes)
 	}
 }
 
