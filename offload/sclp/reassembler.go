@@ -28,17 +28,25 @@ const (
 //   - A peer at its own cap is refused a new partial message at once (DropOverLimit, before
 //     any buffer is taken), like Linux IP reassembly since 4.17 (no evictor, CVE-2018-5391),
 //     unless it can pay for evicting its own oldest partial message (DropEvicted) to make
-//     room. A peer earns 4 such evictions per message of its that completes (here, or
-//     outside the reassembler as reported through NoteCompleted), banked up to
-//     MaxPeerEntries, and has one spare eviction every 100 us (10,000 a second, a fraction
-//     of a percent of a core). A legitimate peer on a lossy path, whose cap fills with
-//     messages that lost a segment, so keeps recycling those stale messages (its oldest)
-//     as an evictor would, instead of being refused until they time out; a peer that only
-//     opens messages (a flood of first segments) costs two map lookups per segment once
-//     full, plus at most the spare evictions; a peer that mixes both gets at most 4
-//     evictions per message it completes. The trade-off: a peer whose cap is full of stale
-//     messages and more than 80% of whose messages lose a segment (3.5% segment loss with
-//     45-segment messages) gets only part of its new messages admitted (those the spare
+//     room. Credit is counted in bytes: a message of B payload bytes of the peer that
+//     completes (here, or outside the reassembler as reported through NoteCompleted) earns
+//     4*B bytes, banked up to MaxPeerBytes, and an eviction spends the bytes the evicted
+//     message holds in the caps (its buffer class: up to 64 KiB, the largest for a message
+//     that started with a later piece). Besides, a peer has one spare eviction every 100 us
+//     (10,000 a second, a fraction of a percent of a core). A legitimate peer on a lossy
+//     path, whose cap fills with messages that lost a segment, so keeps recycling those
+//     stale messages (its oldest) as an evictor would, about 4 per completion when its
+//     messages fill their class, instead of being refused until they time out; a peer that
+//     only opens messages (a flood of first segments) costs two map lookups per segment
+//     once full, plus at most the spare evictions; a peer that mixes both gets evictions of
+//     at most 4 times the bytes it completes, so small completions (a 1.5 KB zero-copy
+//     message earns 6 KB) do not pay for evicting 64 KiB-class flood messages. What byte
+//     credit does not bound is the number of evictions of small-class messages: a flood of
+//     first segments announcing messages of at most 1 KiB still gets about 6 evictions per
+//     1.5 KB completion. The trade-off: a peer whose cap is full of stale messages and more
+//     than 80% of whose messages lose a segment (3.5% segment loss with 45-segment
+//     messages; less for messages that fill only part of their class, which earn less
+//     than 4 evictions each) gets only part of its new messages admitted (those the spare
 //     evictions and the credit of their completions pay for), where an evictor would have
 //     admitted all of them.
 //   - Under a global cap the oldest partial message of the peer holding the most (bytes, or
