@@ -84,7 +84,7 @@ type floodRound struct {
 // under the same flood from a non-peer (dropped by the rx program before its checksum and
 // the ring: what the flood costs by merely being sent on this 2-vCPU box) and under the flood
 // from the peer with the reassembler's refusals throttling the peer in BPF (offload.Throttler:
-// its first segments of multi-segment messages dropped before the checksum and the ring) are
+// its first segments of multi-segment messages dropped after the checksum, before the ring) are
 // interleaved; the legitimate rate, the rx program's ring-buffer and throttle drops and the
 // reassembler's drops are reported for each. Asserted too: throttling happens exactly in the
 // throttled rounds. Asserted: the flood reached the reassembler (it hit the per-peer cap:

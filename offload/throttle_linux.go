@@ -17,15 +17,20 @@ const maxThrottleMemo = 1024
 
 // Throttler turns the userspace reassembler's refusals into BPF throttling: Refused, given to
 // fallback.RingReaderOptions.OnRefused, makes the rx program drop the refused peer's first
-// segments of multi-segment messages (before their checksum and the ring buffer: what a
-// non-peer's cost) for the throttle time, so that a configured peer flooding messages it
-// never finishes costs the receiver what a non-peer's flood does. The reassembler refuses a
-// new partial message only from a peer at its cap without eviction credit, that is one not
-// completing messages (offload/sclp limits.go), so a peer that completes messages is never
-// throttled; single-segment messages and later segments of started messages always pass. A
-// throttled peer's first segments stop reaching userspace, so refusals stop too: the entry
-// expires after the throttle time and is written again by the first refusal after it (one
-// map update per peer per throttle time while the flood lasts).
+// segments of multi-segment messages that would go to the ring buffer (after their checksum,
+// before the ring copy) for the throttle time, so that a configured peer flooding messages it
+// never finishes costs the receiver little more than a non-peer's flood does. The
+// reassembler refuses a new partial message only from a peer address at its cap without
+// eviction credit (offload/sclp limits.go). That is not the same as a peer that does not
+// complete messages: protocol 234 is unauthenticated, so a flood spoofing a peer's address
+// fills that address's cap and gets it throttled although the real peer completes its
+// messages; and a real peer whose partial messages stall (loss) can be throttled too. While
+// throttled, the peer's single-segment messages, later segments of started messages and
+// in-order messages the BPF merge slot finishes itself (jumbo ports) still pass; its other
+// multi-segment messages are dropped (docs/datapath.md, "Throttled peers"). A throttled
+// peer's first segments stop reaching userspace, so refusals stop too: the entry expires
+// after the throttle time and is written again by the first refusal after it (one map update
+// per peer per throttle time while the flood lasts).
 type Throttler struct {
 	m   *Manager
 	ttl time.Duration

@@ -51,7 +51,7 @@ func BenchmarkTxSegment(b *testing.B) {
 // BenchmarkRxSegment: ns per received segment on the fast path (single-segment message,
 // decapsulated and redirected), on the exception path (a first segment of a multi-segment
 // message, copied into the ring buffer), for the same first segment from a throttled peer
-// (dropped before the checksum and the ring) and from a non-peer (dropped after the peer
+// (dropped after the checksum, before the ring) and from a non-peer (dropped after the peer
 // lookup).
 func BenchmarkRxSegment(b *testing.B) {
 	o := loadObjects(b)

@@ -237,7 +237,8 @@ static __always_inline struct port_counters *port_stats_get(__u32 ifindex)
 /* Throttled peers: peer address -> expiry (bpf_ktime_get_ns, CLOCK_MONOTONIC). Userspace
  * (offload.Manager.ThrottlePeer) adds a peer whose new partial messages the reassembler is
  * refusing at its cap; until the expiry the rx program drops that peer's first segments of
- * multi-segment messages before their checksum and the ring (rx_throttled). Not pinned. */
+ * multi-segment messages where they would go to the ring (after the checksum; never one the
+ * merge slot takes) (rx_throttled). Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);

@@ -25,8 +25,10 @@ type rxVerdict struct {
 
 // refRx is the Go model of sclp_rx, written from the rules (docs/datapath.md) with the
 // offload/sclp codec: the differential test checks that BPF agrees on every packet. Peers
-// in throttled have a running throttled-map entry. The merge slot (ports with RXF_MERGE) is
-// not modelled here (merge_test.go covers it).
+// in throttled have a running throttled-map entry: their first segments of multi-segment
+// messages are dropped where they would go to the ring, after every check. The merge slot
+// (ports with RXF_MERGE, where a throttled peer's in-order messages are still merged) is not
+// modelled here (merge_test.go and throttle_test.go cover it).
 func refRx(pkt []byte, peers, throttled map[netip.Addr]bool, ports map[[2]uint32]uint32) rxVerdict {
 	pass := rxVerdict{act: actOK, counter: "rx_passed"}
 	drop := func(c string) rxVerdict { return rxVerdict{act: actShot, counter: c} }
@@ -77,8 +79,6 @@ func refRx(pkt []byte, peers, throttled map[netip.Addr]bool, ports map[[2]uint32
 	switch {
 	case h.DstPort != sclp.VXLANPort:
 		return drop("rx_drop_bad_port")
-	case throttled[src] && h.First && h.Remaining != 0:
-		return drop("rx_throttled")
 	case len(payload)+int(h.Remaining) > sclp.MaxMessageLen:
 		return drop("rx_drop_bad_remaining")
 	case !sclp.VerifySegment(h, payload):
@@ -96,6 +96,8 @@ func refRx(pkt []byte, peers, throttled map[netip.Addr]bool, ports map[[2]uint32
 	switch {
 	case !ok:
 		return drop("rx_drop_unknown_vni")
+	case h.Remaining != 0 && throttled[src]:
+		return drop("rx_throttled") // only where it would go to the ring (no merge here)
 	case h.Remaining != 0:
 		return ring(ReasonMultiSegment)
 	case len(inner) < 14:

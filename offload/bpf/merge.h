@@ -140,6 +140,10 @@ static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats 
 			return TC_ACT_SHOT;
 		}
 		if (now - m->touched < cfg_merge_timeout_ns) {
+			if (peer_throttled(saddr)) {
+				COUNT(st, ST_RX_THROTTLED); /* not handed up: no busy mark */
+				return TC_ACT_SHOT;
+			}
 			int r = to_ring(skb, st, tot, REASON_FULL);
 			mark_set(&m->busy, saddr, ports, word, size, 0, now);
 			return r;

@@ -142,6 +142,18 @@ static __always_inline int to_ring(struct __sk_buff *skb, struct sclp_stats *st,
 	return TC_ACT_SHOT;
 }
 
+/* peer_throttled reports whether saddr has a running throttled-map entry. It is asked only
+ * where a first segment of a multi-segment message would go to the ring (to_ring, reasons 1
+ * and 4): a throttled peer's message BPF finishes itself (the merge slot) is never dropped,
+ * so a flood spoofing a peer's address cannot black out the peer's in-order jumbo messages;
+ * the flood still costs the checksum here, not the ring copy, the reader and the
+ * reassembler. */
+static __always_inline int peer_throttled(__u32 saddr)
+{
+	__u64 *until = bpf_map_lookup_elem(&throttled, &saddr);
+	return until && bpf_ktime_get_ns() < *until;
+}
+
 #include "merge.h"
 
 /* strip_options validates an IPv4 header of ihl words (6..15: with options) and removes the
@@ -315,18 +327,6 @@ int sclp_rx(struct __sk_buff *skb)
 	__u32 first = sh[7] & 1;
 	__u32 rem = bpf_ntohs(*(__u16 *)(sh + 8));
 	__u32 s = tot - IP_HLEN - SCLP_HLEN;
-	/* A throttled peer's first segment of a multi-segment message costs what a non-peer's
-	 * does: dropped before its checksum and the ring. Single-segment messages and segments
-	 * of messages already started pass. F and remaining are loaded again (volatile) so the
-	 * verifier learns nothing about first and rem here: constraining them would split its
-	 * states for the rest of the program. */
-	if ((*(volatile __u8 *)(sh + 7) & 1) && *(volatile __u16 *)(sh + 8)) {
-		__u64 *until = bpf_map_lookup_elem(&throttled, &saddr);
-		if (until && bpf_ktime_get_ns() < *until) {
-			COUNT(st, ST_RX_THROTTLED);
-			return TC_ACT_SHOT;
-		}
-	}
 	if (s + rem > MAX_MSG) {
 		COUNT(st, ST_RX_DROP_BAD_REMAINING);
 		return TC_ACT_SHOT;
@@ -365,6 +365,10 @@ int sclp_rx(struct __sk_buff *skb)
 		    size - VXLAN_HLEN <= port->mtu + ETH_HLEN + 4)
 			return merge_first(skb, st, port, tot, size, saddr, *(__u32 *)sh,
 					   *(__u32 *)(sh + 4));
+		if (peer_throttled(saddr)) {
+			COUNT(st, ST_RX_THROTTLED);
+			return TC_ACT_SHOT;
+		}
 		return to_ring(skb, st, tot, REASON_MULTI);
 	}
 	__u32 inner = s - VXLAN_HLEN;

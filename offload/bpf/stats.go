@@ -96,7 +96,7 @@ type Stats struct {
 	RxDuplicate uint64
 	// RxThrottled counts first segments of multi-segment messages from a throttled peer
 	// (throttled map: its new partial messages are being refused in userspace) dropped
-	// before their checksum and the ring.
+	// where they would go to the ring (after their checksum; never one the merge slot takes).
 	RxThrottled uint64
 }
 

@@ -30,8 +30,9 @@ func ThrottleKey(peer netip.Addr) uint32 {
 // Throttle makes the rx program drop the first segments of multi-segment messages from peer
 // (an IPv4 address) until the CLOCK_MONOTONIC time until (MonotonicNow() + a duration),
 // counting them as rx_throttled: m is the throttled map (MapThrottled), an LRU hash, so the
-// least recently used entry makes room when it is full. Single-segment messages and the
-// later segments of messages pass.
+// least recently used entry makes room when it is full. Only first segments that would go to
+// the ring are dropped: single-segment messages, the later segments of messages and the
+// messages the merge slot takes pass.
 func Throttle(m *ebpf.Map, peer netip.Addr, until time.Duration) error {
 	if !peer.Is4() {
 		return fmt.Errorf("throttle %v: not an IPv4 address", peer)
