@@ -18,7 +18,10 @@
  *     (in that order, so the reassembler sees the run before the piece after it);
  *   - a new first segment while the slot is busy: reason 4, unless the slot has been idle
  *     for MERGE_TIMEOUT_NS, then the held run is flushed (reason 5) and the slot reused; any
- *     other segment arriving on the CPU also flushes a slot idle that long.
+ *     other segment arriving on the CPU also flushes a slot idle that long. A throttled
+ *     source's first segment that would go up as busy is dropped (rx_throttled); one the
+ *     slot holds without a later segment yet yields the slot to the next first segment
+ *     (dropped, rx_throttled), so a flood of first segments cannot hold the slot.
  * Segments of one message arrive on one CPU: the sender emits them back to back from one CPU,
  * and receive hashing of protocol 234 uses the outer addresses only. */
 #ifndef SCLP_MERGE_H
@@ -53,6 +56,8 @@ struct rx_merge {
 	__u32 next;
 	__u32 port;    /* tunnel port's datapath-side veth */
 	__u32 ingress; /* underlay ifindex */
+	__u32 thr;     /* taken by a throttled source's first segment, no later segment yet */
+	__u32 pad;
 	struct msg_mark last; /* the message the slot last finished (delivered or flushed) */
 	struct msg_mark busy; /* the message whose first segment last went up as busy */
 };
@@ -139,7 +144,12 @@ static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats 
 			COUNT(st, ST_RX_DUPLICATE); /* the slot holds these bytes */
 			return TC_ACT_SHOT;
 		}
-		if (now - m->touched < cfg_merge_timeout_ns) {
+		if (m->thr) {
+			/* A throttled source's lone first segment (a flood's, or a message whose
+			 * next segment has not come) yields the slot: dropped, counted throttled. */
+			m->active = 0;
+			COUNT(st, ST_RX_THROTTLED);
+		} else if (now - m->touched < cfg_merge_timeout_ns) {
 			if (peer_throttled(saddr)) {
 				COUNT(st, ST_RX_THROTTLED); /* not handed up: no busy mark */
 				return TC_ACT_SHOT;
@@ -147,8 +157,9 @@ static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats 
 			int r = to_ring(skb, st, tot, REASON_FULL);
 			mark_set(&m->busy, saddr, ports, word, size, 0, now);
 			return r;
+		} else {
+			merge_flush(m, st);
 		}
-		merge_flush(m, st);
 	}
 	if ((mark_is(&m->last, saddr, ports, word, now) && m->last.size == size) ||
 	    (mark_is(&m->busy, saddr, ports, word, now) && m->busy.size == size)) {
@@ -173,6 +184,7 @@ static __always_inline int merge_first(struct __sk_buff *skb, struct sclp_stats 
 	m->port = port->ifindex;
 	m->ingress = skb->ifindex;
 	m->touched = now;
+	m->thr = peer_throttled(saddr);
 	m->active = 1;
 	COUNT(st, ST_RX_MERGE_SEGMENTS);
 	return TC_ACT_SHOT;
@@ -219,6 +231,7 @@ static __always_inline int merge_next(struct __sk_buff *skb, struct sclp_stats *
 		return TC_ACT_SHOT;
 	}
 	COUNT(st, ST_RX_MERGE_SEGMENTS);
+	m->thr = 0;
 	m->next = next + s;
 	m->touched = bpf_ktime_get_ns();
 	if (m->next != size)

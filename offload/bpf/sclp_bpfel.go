@@ -55,6 +55,8 @@ type SclpRxMerge struct {
 	Next    uint32
 	Port    uint32
 	Ingress uint32
+	Thr     uint32
+	Pad     uint32
 	Last    struct {
 		_     structs.HostLayout
 		At    uint64

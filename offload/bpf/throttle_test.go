@@ -29,7 +29,9 @@ func throttle(tb testing.TB, o *SclpObjects, d time.Duration) {
 // fast path and later segments of messages still go to the ring. On a jumbo port (merge
 // slot) its in-order messages are still merged and delivered by BPF; only a first segment
 // that finds the slot busy (and would go up as busy) is throttled, and it leaves no busy mark,
-// so the same message sent again later merges. An expired entry throttles nothing.
+// so the same message sent again later merges; and a lone first segment of the throttled
+// peer in the slot (a flood's) yields it to the next first segment. An expired entry
+// throttles nothing.
 func TestRxThrottled(t *testing.T) {
 	o := loadObjectsWith(t, func(s *ebpf.CollectionSpec) error {
 		return s.Variables[VarMergeTimeout].Set(uint64(mergeIdle))
@@ -68,10 +70,14 @@ func TestRxThrottled(t *testing.T) {
 	}
 
 	// Jumbo port: X merges while throttled; Y's first segment finds the slot busy and is
-	// throttled instead of going up as busy; Y sent again after X merges too.
-	frameX, frameY := innerFrame(r, 5000), innerFrame(r, 3000)
+	// throttled instead of going up as busy; Y sent again after X merges too. A lone first
+	// segment of the throttled peer (F: a flood's) yields the slot to the next first segment
+	// (Z's), so a flood cannot hold the slot for the merge timeout.
+	frameX, frameY, frameZ := innerFrame(r, 5000), innerFrame(r, 3000), innerFrame(r, 4000)
 	x := segments(t, peerA, localB, 910, message(testVNI+1, frameX), 1468)
 	y := segments(t, peerA, localB, 912, message(testVNI+1, frameY), 1468)
+	f := segments(t, peerA, localB, 914, message(testVNI+1, innerFrame(r, 5000)), 1468)[0]
+	z := segments(t, peerA, localB, 916, message(testVNI+1, frameZ), 1468)
 	onOneCPU(t, func() {
 		for _, c := range []struct {
 			name  string
@@ -79,10 +85,12 @@ func TestRxThrottled(t *testing.T) {
 			frame []byte // delivered by the last packet
 			exp   map[string]uint64
 		}{
-			{"X with Y's first segment inside", [][]byte{x[0], y[0], x[1], x[2], x[3]}, frameX,
+			{"X with Y's first segment inside", [][]byte{x[0], x[1], y[0], x[2], x[3]}, frameX,
 				map[string]uint64{"rx_merge_segments": 4, "rx_merged": 1, "rx_merged_bytes": 5000, "rx_throttled": 1}},
 			{"Y again", y, frameY,
 				map[string]uint64{"rx_merge_segments": 3, "rx_merged": 1, "rx_merged_bytes": 3000}},
+			{"Z after a lone first segment", append([][]byte{f}, z...), frameZ,
+				map[string]uint64{"rx_merge_segments": 1 + uint64(len(z)), "rx_merged": 1, "rx_merged_bytes": 4000, "rx_throttled": 1}},
 		} {
 			before := stats(t, o)
 			wire := 0
