@@ -293,3 +293,20 @@ func perPortInjected(out []Sample, inj map[string]offload.InjectCounts, peers ma
 	}
 	return kept
 }
+
+// ipSourceOf is the IPSource of a mode=ip datapath d (dp itself): its host counters plus
+// whatever else dp reports (the userspace fallback, per-port/per-peer counters, per-port
+// injections).
+func ipSourceOf(d BPFStatser, dp offload.Datapath) IPSource {
+	src := IPSource{Datapath: d}
+	if f, ok := dp.(FallbackStatser); ok {
+		src.Fallback = fallbackAdapter{f}
+	}
+	if p, ok := dp.(PortPeerStatser); ok {
+		src.Ports = p
+	}
+	if p, ok := dp.(PortInjectStatser); ok {
+		src.Injected = p
+	}
+	return src
+}

@@ -83,17 +83,7 @@ func sourceOf(dp offload.Datapath, peers func() map[string]netip.Addr) DatapathS
 	case UDPStatser:
 		return UDPSource{Datapath: d, Peers: peers}
 	case BPFStatser:
-		src := IPSource{Datapath: d}
-		if f, ok := dp.(FallbackStatser); ok {
-			src.Fallback = fallbackAdapter{f}
-		}
-		if p, ok := dp.(PortPeerStatser); ok {
-			src.Ports = p
-		}
-		if p, ok := dp.(PortInjectStatser); ok {
-			src.Injected = p
-		}
-		return src
+		return ipSourceOf(d, dp)
 	}
 	return nil
 }

@@ -15,17 +15,7 @@ func sourceOf(dp offload.Datapath, _ func() map[string]netip.Addr) DatapathSourc
 	case DatapathSource:
 		return d
 	case BPFStatser:
-		src := IPSource{Datapath: d}
-		if f, ok := dp.(FallbackStatser); ok {
-			src.Fallback = fallbackAdapter{f}
-		}
-		if p, ok := dp.(PortPeerStatser); ok {
-			src.Ports = p
-		}
-		if p, ok := dp.(PortInjectStatser); ok {
-			src.Injected = p
-		}
-		return src
+		return ipSourceOf(d, dp)
 	}
 	return nil
 }
