@@ -7,5 +7,6 @@
 #include "common.h"
 #include "tx.h"
 #include "rx.h"
+#include "udpfast.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";

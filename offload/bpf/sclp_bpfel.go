@@ -118,6 +118,46 @@ type SclpTxScratch struct {
 	Seeded uint32
 }
 
+type SclpUdpCounters struct {
+	_ structs.HostLayout
+	C [11]uint64
+}
+
+type SclpUdpLocalKey struct {
+	_    structs.HostLayout
+	Addr uint32
+	Port uint16
+	Pad  uint16
+}
+
+type SclpUdpPortCounters struct {
+	_        structs.HostLayout
+	RxFrames uint64
+	RxBytes  uint64
+	TxFrames uint64
+	TxBytes  uint64
+}
+
+type SclpUdpRxKey struct {
+	_     structs.HostLayout
+	Peer  uint32
+	Local uint32
+	Vni   uint32
+	Port  uint16
+	Pad   uint16
+}
+
+type SclpUdpRxPort struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Mtu     uint32
+}
+
+type SclpUfScratch struct {
+	_   structs.HostLayout
+	Buf [16512]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -134,8 +174,14 @@ const (
 	SclpMapThrottled         = "throttled"
 	SclpMapTxPorts           = "tx_ports"
 	SclpMapTxScratch         = "tx_scratch"
+	SclpMapUdpLocals         = "udp_locals"
+	SclpMapUdpPortStats      = "udp_port_stats"
+	SclpMapUdpRxPorts        = "udp_rx_ports"
+	SclpMapUdpScratch        = "udp_scratch"
+	SclpMapUdpStats          = "udp_stats"
 	SclpProgSclpRx           = "sclp_rx"
 	SclpProgSclpTx           = "sclp_tx"
+	SclpProgSclpUdpRx        = "sclp_udp_rx"
 	SclpVarCfgMergeTimeoutNs = "cfg_merge_timeout_ns"
 	SclpVarCfgNoCsumFix      = "cfg_no_csum_fix"
 )
@@ -182,26 +228,32 @@ type SclpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SclpProgramSpecs struct {
-	SclpRx *ebpf.ProgramSpec `ebpf:"sclp_rx"`
-	SclpTx *ebpf.ProgramSpec `ebpf:"sclp_tx"`
+	SclpRx    *ebpf.ProgramSpec `ebpf:"sclp_rx"`
+	SclpTx    *ebpf.ProgramSpec `ebpf:"sclp_tx"`
+	SclpUdpRx *ebpf.ProgramSpec `ebpf:"sclp_udp_rx"`
 }
 
 // SclpMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SclpMapSpecs struct {
-	Exceptions *ebpf.MapSpec `ebpf:"exceptions"`
-	PeerStats  *ebpf.MapSpec `ebpf:"peer_stats"`
-	Peers      *ebpf.MapSpec `ebpf:"peers"`
-	PortMeta   *ebpf.MapSpec `ebpf:"port_meta"`
-	PortStats  *ebpf.MapSpec `ebpf:"port_stats"`
-	RxMerge    *ebpf.MapSpec `ebpf:"rx_merge"`
-	RxPorts    *ebpf.MapSpec `ebpf:"rx_ports"`
-	RxScratch  *ebpf.MapSpec `ebpf:"rx_scratch"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
-	Throttled  *ebpf.MapSpec `ebpf:"throttled"`
-	TxPorts    *ebpf.MapSpec `ebpf:"tx_ports"`
-	TxScratch  *ebpf.MapSpec `ebpf:"tx_scratch"`
+	Exceptions   *ebpf.MapSpec `ebpf:"exceptions"`
+	PeerStats    *ebpf.MapSpec `ebpf:"peer_stats"`
+	Peers        *ebpf.MapSpec `ebpf:"peers"`
+	PortMeta     *ebpf.MapSpec `ebpf:"port_meta"`
+	PortStats    *ebpf.MapSpec `ebpf:"port_stats"`
+	RxMerge      *ebpf.MapSpec `ebpf:"rx_merge"`
+	RxPorts      *ebpf.MapSpec `ebpf:"rx_ports"`
+	RxScratch    *ebpf.MapSpec `ebpf:"rx_scratch"`
+	Stats        *ebpf.MapSpec `ebpf:"stats"`
+	Throttled    *ebpf.MapSpec `ebpf:"throttled"`
+	TxPorts      *ebpf.MapSpec `ebpf:"tx_ports"`
+	TxScratch    *ebpf.MapSpec `ebpf:"tx_scratch"`
+	UdpLocals    *ebpf.MapSpec `ebpf:"udp_locals"`
+	UdpPortStats *ebpf.MapSpec `ebpf:"udp_port_stats"`
+	UdpRxPorts   *ebpf.MapSpec `ebpf:"udp_rx_ports"`
+	UdpScratch   *ebpf.MapSpec `ebpf:"udp_scratch"`
+	UdpStats     *ebpf.MapSpec `ebpf:"udp_stats"`
 }
 
 // SclpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -232,18 +284,23 @@ func (o *SclpObjects) Close() error {
 //
 // It can be passed to LoadSclpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SclpMaps struct {
-	Exceptions *ebpf.Map `ebpf:"exceptions"`
-	PeerStats  *ebpf.Map `ebpf:"peer_stats"`
-	Peers      *ebpf.Map `ebpf:"peers"`
-	PortMeta   *ebpf.Map `ebpf:"port_meta"`
-	PortStats  *ebpf.Map `ebpf:"port_stats"`
-	RxMerge    *ebpf.Map `ebpf:"rx_merge"`
-	RxPorts    *ebpf.Map `ebpf:"rx_ports"`
-	RxScratch  *ebpf.Map `ebpf:"rx_scratch"`
-	Stats      *ebpf.Map `ebpf:"stats"`
-	Throttled  *ebpf.Map `ebpf:"throttled"`
-	TxPorts    *ebpf.Map `ebpf:"tx_ports"`
-	TxScratch  *ebpf.Map `ebpf:"tx_scratch"`
+	Exceptions   *ebpf.Map `ebpf:"exceptions"`
+	PeerStats    *ebpf.Map `ebpf:"peer_stats"`
+	Peers        *ebpf.Map `ebpf:"peers"`
+	PortMeta     *ebpf.Map `ebpf:"port_meta"`
+	PortStats    *ebpf.Map `ebpf:"port_stats"`
+	RxMerge      *ebpf.Map `ebpf:"rx_merge"`
+	RxPorts      *ebpf.Map `ebpf:"rx_ports"`
+	RxScratch    *ebpf.Map `ebpf:"rx_scratch"`
+	Stats        *ebpf.Map `ebpf:"stats"`
+	Throttled    *ebpf.Map `ebpf:"throttled"`
+	TxPorts      *ebpf.Map `ebpf:"tx_ports"`
+	TxScratch    *ebpf.Map `ebpf:"tx_scratch"`
+	UdpLocals    *ebpf.Map `ebpf:"udp_locals"`
+	UdpPortStats *ebpf.Map `ebpf:"udp_port_stats"`
+	UdpRxPorts   *ebpf.Map `ebpf:"udp_rx_ports"`
+	UdpScratch   *ebpf.Map `ebpf:"udp_scratch"`
+	UdpStats     *ebpf.Map `ebpf:"udp_stats"`
 }
 
 func (m *SclpMaps) Close() error {
@@ -260,6 +317,11 @@ func (m *SclpMaps) Close() error {
 		m.Throttled,
 		m.TxPorts,
 		m.TxScratch,
+		m.UdpLocals,
+		m.UdpPortStats,
+		m.UdpRxPorts,
+		m.UdpScratch,
+		m.UdpStats,
 	)
 }
 
@@ -275,14 +337,16 @@ type SclpVariables struct {
 //
 // It can be passed to LoadSclpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SclpPrograms struct {
-	SclpRx *ebpf.Program `ebpf:"sclp_rx"`
-	SclpTx *ebpf.Program `ebpf:"sclp_tx"`
+	SclpRx    *ebpf.Program `ebpf:"sclp_rx"`
+	SclpTx    *ebpf.Program `ebpf:"sclp_tx"`
+	SclpUdpRx *ebpf.Program `ebpf:"sclp_udp_rx"`
 }
 
 func (p *SclpPrograms) Close() error {
 	return _SclpClose(
 		p.SclpRx,
 		p.SclpTx,
+		p.SclpUdpRx,
 	)
 }
 

@@ -47,6 +47,10 @@ type Datapath struct {
 	gro    map[string]bool
 	// retired keeps the counters of stopped receive groups.
 	retired Stats
+	// fast is the tc-BPF fast path (nil: off, not loaded yet or unavailable); fastTried
+	// says loading was attempted (it is tried once, with the first port).
+	fast      *fastPath
+	fastTried bool
 }
 
 var _ offload.Datapath = (*Datapath)(nil)
@@ -162,6 +166,7 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 	if p.stopfd, err = eventFD(); err != nil {
 		return p, err
 	}
+	d.addFastPort(spec, ul.Index, peer.Index)
 	mss := ul.MTU - sclp.UDPOverhead
 	for range d.opts.Workers {
 		fd, err := packetSocket(peer.Index, peer.Index&0xffff, d.opts.SocketBuffer)
@@ -204,6 +209,9 @@ func (p *port) stopTx() {
 // reuseport group, drains and closes; only then does the port leave the port table and its
 // injector close.
 func (d *Datapath) stopPort(p *port) {
+	if d.fast != nil {
+		d.fast.removePort(p.spec.Name) // from here on the port's datagrams take the socket
+	}
 	p.stopTx()
 	if p.rx != nil {
 		d.releaseRx(p.rx)
@@ -283,8 +291,37 @@ func (d *Datapath) Close() error {
 	for _, p := range d.byName {
 		d.removeLocked(p)
 	}
+	if d.fast != nil {
+		d.retired.FastPath.add(d.fast.stats())
+		d.fast.close()
+		d.fast = nil
+	}
 	d.closed = true
 	return nil
+}
+
+// addFastPort gives the port to the fast path, loading it with the first port. A failure
+// is logged once per datapath (loading) or per port (attaching, maps), and the port runs
+// on the socket path alone.
+func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) {
+	if d.opts.NoFastPath {
+		return
+	}
+	if !d.fastTried {
+		d.fastTried = true
+		f, err := loadFastPath()
+		if err != nil {
+			d.opts.Logf("udp datapath: running without the fast path: %v", err)
+			return
+		}
+		d.fast = f
+	}
+	if d.fast == nil {
+		return
+	}
+	if err := d.fast.addPort(spec, underlay, tunnel, spec.MTU); err != nil {
+		d.opts.Logf("udp datapath: port %s runs without the fast path: %v", spec.Name, err)
+	}
 }
 
 func (d *Datapath) acquireSrc(local netip.Addr) (*srcSockets, error) {

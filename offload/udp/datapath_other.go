@@ -22,6 +22,15 @@ type PortStats struct {
 	TxTooLarge, TxUnsupportedGSO, TxSendErrors, TxTruncated uint64
 	TxBackpressureWaits, TxSocketDrops                      uint64
 	RxInjectedFrames, RxInjectedBytes, RxInjectErrors       uint64
+	RxFastFrames, RxFastBytes                               uint64
+}
+
+// FastPathStats are the counters of the tc-BPF fast path (see the Linux build).
+type FastPathStats struct {
+	Loaded                                                              bool
+	RxFrames, RxBytes, RxChecksumChecked, RxChecksumTrusted             uint64
+	RxPassGSO, RxPassMulti, RxPassNoPort, RxPassNoChecksum, RxPassOther uint64
+	RxDropChecksum, RxDropError                                         uint64
 }
 
 // Stats are the datapath's counters (see the Linux build).
@@ -29,6 +38,7 @@ type Stats struct {
 	Ports                                                    map[string]PortStats
 	RxDatagrams, RxSegments, RxBytes, RxShort, RxUnknownPeer uint64
 	RxSocketDrops                                            uint64
+	FastPath                                                 FastPathStats
 	Reassembly                                               fallback.Stats
 }
 

@@ -18,13 +18,18 @@ import (
 // drains its receive sockets and drains its fanout sockets before closing them. In the
 // standby variant (what the agent does) the successor's receive sockets take nothing until
 // Activate.
+//
+// The socket variants run without the tc-BPF fast path, which would deliver every one of
+// these one-segment datagrams before a socket sees it; the fastpath variant runs with it (the
+// successor's program sits behind the running one's in the TCX chain until that one closes).
 func TestHandoverLossless(t *testing.T) {
-	t.Run("direct", func(t *testing.T) { testHandover(t, false) })
-	t.Run("standby", func(t *testing.T) { testHandover(t, true) })
+	t.Run("direct", func(t *testing.T) { testHandover(t, false, false) })
+	t.Run("standby", func(t *testing.T) { testHandover(t, true, false) })
+	t.Run("fastpath", func(t *testing.T) { testHandover(t, true, true) })
 }
 
-func testHandover(t *testing.T, standby bool) {
-	p := newPair(t, pairOptions{})
+func testHandover(t *testing.T, standby, fast bool) {
+	p := newPair(t, pairOptions{opts: Options{NoFastPath: !fast}})
 	p.ping(t)
 	const dport = 7100
 	type flow struct {
@@ -105,7 +110,7 @@ func testHandover(t *testing.T, standby bool) {
 				t.Fatal(err)
 			}
 			time.Sleep(100 * time.Millisecond)
-			if p.dps[i].Stats().RxDatagrams == 0 {
+			if !fast && p.dps[i].Stats().RxDatagrams == 0 {
 				t.Errorf("host %d: the activated datapath takes no datagrams alongside the old one", i)
 			}
 		}
@@ -113,6 +118,9 @@ func testHandover(t *testing.T, standby bool) {
 			t.Fatal(err)
 		}
 		time.Sleep(150 * time.Millisecond)
+		if fp := p.dps[i].Stats().FastPath; fast && fp.RxFrames == 0 {
+			t.Errorf("host %d: the successor's fast path delivers nothing after the takeover: %+v", i, fp)
+		}
 	}
 	for _, f := range flows {
 		close(f.stopSend)

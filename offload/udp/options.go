@@ -1,6 +1,7 @@
 package udp
 
 import (
+	"log"
 	"runtime"
 	"time"
 
@@ -35,6 +36,15 @@ type Options struct {
 	// several ports (one local address, many peers) would otherwise get datagrams from peers
 	// whose ports it has not registered yet, and drop them as unknown_peer.
 	Standby bool
+	// NoFastPath turns off the tc-BPF fast path for one-segment messages (offload/bpf
+	// udpfast.h; docs/udp-mode.md, "Fast path for one-segment messages"): without it every
+	// datagram takes the receive socket. With it (the default), a program at the underlay's
+	// TCX ingress delivers datagrams that carry a whole message straight into the tunnel port.
+	// If the program cannot be loaded or attached, the datapath logs it once (Logf) and runs
+	// without it.
+	NoFastPath bool
+	// Logf logs the few events worth a line (the fast path not loading); nil uses log.Printf.
+	Logf func(format string, args ...any)
 	// Exec runs a command (used for `ethtool -K DEV gro on`); nil uses os/exec in the calling
 	// thread's network namespace.
 	Exec func(name string, args ...string) error
@@ -54,6 +64,9 @@ func (o *Options) defaults() {
 	}
 	if o.ExpireInterval <= 0 {
 		o.ExpireInterval = 100 * time.Millisecond
+	}
+	if o.Logf == nil {
+		o.Logf = log.Printf
 	}
 	if o.SocketBuffer <= 0 {
 		o.SocketBuffer = 32 << 20

@@ -23,6 +23,9 @@ type PortStats struct {
 	// RxInjectedFrames, RxInjectedBytes and RxInjectErrors count frames delivered into the
 	// tunnel port.
 	RxInjectedFrames, RxInjectedBytes, RxInjectErrors uint64
+	// RxFastFrames and RxFastBytes count the one-segment messages the tc-BPF fast path
+	// delivered into the tunnel port (not counted in RxInjected*) and their frame bytes.
+	RxFastFrames, RxFastBytes uint64
 	// TxFramesPerWorker counts the frames each transmit worker (fanout member) sent: how
 	// PACKET_FANOUT_HASH spread the port's flows.
 	TxFramesPerWorker []uint64
@@ -42,6 +45,8 @@ type Stats struct {
 	// RxSegmentsPerWorker counts the segments each receive worker took, over all listening
 	// addresses in worker order: how SO_REUSEPORT spread the flows.
 	RxSegmentsPerWorker []uint64
+	// FastPath holds the tc-BPF fast path's counters (zero when it is off or unavailable).
+	FastPath FastPathStats
 	// Reassembly sums the receive workers' fallback statistics (reassembly, drops by reason,
 	// buffered bytes/entries, unknown ports, lost partial messages on stop).
 	Reassembly fallback.Stats
@@ -56,7 +61,15 @@ func (d *Datapath) Stats() Stats {
 	s.RxSegmentsPerWorker = append([]uint64(nil), d.retired.RxSegmentsPerWorker...)
 	s.Ports = make(map[string]PortStats, len(d.byName))
 	for name, p := range d.byName {
-		s.Ports[name] = p.stats()
+		ps := p.stats()
+		if d.fast != nil {
+			c := d.fast.portStats(name)
+			ps.RxFastFrames, ps.RxFastBytes = c.RxFrames, c.RxBytes
+		}
+		s.Ports[name] = ps
+	}
+	if d.fast != nil {
+		s.FastPath.add(d.fast.stats())
 	}
 	for _, g := range d.rx {
 		s.addRx(g)

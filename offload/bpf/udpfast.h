@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The mode=udp fast path for one-segment messages (offload/udp, docs/udp-mode.md).
+ *
+ * sclp_udp_rx runs at the TCX ingress of the underlay of mode=udp ports. It takes an IPv4
+ * UDP datagram whose (source, destination, destination port, VNI) is a configured tunnel
+ * port (udp_rx_ports) and whose SCLP header says first segment, remaining 0 (the whole
+ * message in one datagram), verifies its UDP checksum (or relies on the kernel having done
+ * so: CHECKSUM_UNNECESSARY, or CHECKSUM_PARTIAL of a locally generated skb, as the UDP
+ * stack itself does), finishes the inner TCP/UDP checksum, strips outer IP + UDP + SCLP +
+ * VXLAN and redirects the inner frame to the egress of the tunnel port's datapath-side
+ * veth: where offload/fallback's Injector writes it. Everything else continues untouched
+ * (TC_ACT_UNSPEC: the next TCX program, then the stack and the UDP socket): GSO (GRO-merged)
+ * skbs, multi-segment messages, fragments, IP options, unknown (peer, VNI), a datagram
+ * without UDP checksum, and frames this program cannot finish (VLAN, IPv6 extension headers,
+ * first IPv4 fragments, SCTP). A datagram with a bad UDP checksum is dropped and counted.
+ *
+ * It uses only its own, unpinned maps: every mode=udp datapath loads its own copy. */
+#ifndef SCLP_UDPFAST_H
+#define SCLP_UDPFAST_H
+
+#include "common.h"
+
+#define UDP_HLEN 8
+#define UF_OUTER (ETH_HLEN + IP_HLEN + UDP_HLEN)    /* 42: the SCLP header */
+#define UF_ENCAP (UF_OUTER + SCLP_HLEN + VXLAN_HLEN) /* 62: the inner frame */
+#define UF_MAX_PKT 16000 /* largest IPv4 datagram the rx program takes */
+#define UF_CHECKSUM_PARTIAL 3
+
+/* (peer, local, VNI, destination port) -> tunnel port. Addresses in network byte order,
+ * the port in host order. */
+struct udp_rx_key {
+	__u32 peer;
+	__u32 local;
+	__u32 vni;
+	__u16 port;
+	__u16 pad;
+};
+
+struct udp_rx_port {
+	__u32 ifindex; /* datapath-side veth of the tunnel port */
+	__u32 mtu;     /* tunnel port MTU */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct udp_rx_key);
+	__type(value, struct udp_rx_port);
+} udp_rx_ports SEC(".maps");
+
+/* Counters (offload/udp fastpath_linux.go mirrors the order). */
+enum udp_stat {
+	UST_RX_FRAMES,        /* one-segment messages delivered by BPF */
+	UST_RX_BYTES,         /* their inner frame bytes */
+	UST_RX_CSUM_CHECKED,  /* UDP checksums verified by the program */
+	UST_RX_CSUM_TRUSTED,  /* UDP checksums the kernel had verified (or a local skb) */
+	UST_RX_PASS_GSO,      /* GRO-merged skbs passed to the socket */
+	UST_RX_PASS_MULTI,    /* segments of multi-segment messages passed to the socket */
+	UST_RX_PASS_NO_PORT,  /* datagrams to a configured address/port, unknown (peer, VNI) */
+	UST_RX_PASS_NO_CSUM,  /* datagrams without UDP checksum passed to the socket */
+	UST_RX_PASS_OTHER,    /* anything else odd passed to the socket */
+	UST_RX_DROP_CSUM,     /* bad UDP checksum: dropped */
+	UST_RX_DROP_ERROR,    /* a helper failed after the packet was changed: dropped */
+	UST_MAX,
+};
+
+struct udp_counters {
+	__u64 c[UST_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct udp_counters);
+} udp_stats SEC(".maps");
+
+/* Per tunnel port (key: the datapath-side veth ifindex) fast-path counters; the Go side
+ * creates the entries, the programs never insert. */
+struct udp_port_counters {
+	__u64 rx_frames;
+	__u64 rx_bytes;
+	__u64 tx_frames;
+	__u64 tx_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct udp_port_counters);
+} udp_port_stats SEC(".maps");
+
+/* Local (address, port) pairs of configured ports: only their datagrams are counted when
+ * they do not match a tunnel port. Value unused. */
+struct udp_local_key {
+	__u32 addr;
+	__u16 port;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct udp_local_key);
+	__type(value, __u32);
+} udp_locals SEC(".maps");
+
+struct sk_buff___udpfast {
+	__u8 ip_summed : 2;
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Scratch: the UDP header and payload of the datagram being taken (one copy, so the
+ * checksums are two bpf_csum_diff calls whatever the skb's layout), and room behind it so
+ * that a sum may read up to 3 bytes past its end. */
+#define UF_SCRATCH (UF_MAX_PKT + 512)
+
+struct uf_scratch {
+	__u8 buf[UF_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct uf_scratch);
+} udp_scratch SEC(".maps");
+
+/* Scratch offsets: the UDP header is at 0, the inner frame at UF_INNER. */
+#define UF_INNER (UF_ENCAP - ETH_HLEN - IP_HLEN) /* 28 */
+
+/* uf_sum adds the memory-order sum of scratch bytes [off, off+n) to *sum; -1 when out of
+ * bounds. The bytes past off+n are not summed (the last 1-3 are added one by one). */
+static __always_inline int uf_sum(struct uf_scratch *s, __u32 off, __u32 n, __u64 *sum)
+{
+	if (off > 256 || n > UF_MAX_PKT)
+		return -1;
+	__u32 n4 = n & ~3u;
+	if (n4) {
+		barrier_var(n4);
+		if (n4 > UF_MAX_PKT)
+			return -1;
+		long r = bpf_csum_diff(NULL, 0, (__be32 *)(s->buf + off), n4, 0);
+		if (r < 0)
+			return -1;
+		*sum += (__u32)r;
+	}
+	__u32 t = off + n4;
+	if (t > UF_MAX_PKT + 256)
+		return -1;
+	if (n & 2) {
+		*sum += *(__u16 *)(s->buf + t);
+		t += 2;
+	}
+	if (t > UF_MAX_PKT + 256)
+		return -1;
+	if (n & 1)
+		*sum += s->buf[t];
+	return 0;
+}
+
+/* Results of uf_inner_csum. */
+#define UF_INNER_OK 0   /* nothing to finish */
+#define UF_INNER_PASS 1 /* a frame the program cannot finish: leave it to userspace */
+#define UF_INNER_FIX 2  /* *fix holds the checksum to write at *at (packet offset) */
+
+/* uf_inner_csum checks the inner TCP or UDP checksum of the frame at scratch offset
+ * UF_INNER (inner bytes long): a sender reading a CHECKSUM_PARTIAL frame from its tunnel
+ * port sends the field holding only the pseudo-header sum (docs/architecture.md, "Inner
+ * checksums"), which the userspace path re-seeds for NEEDS_CSUM injection. A frame the BPF
+ * path delivers must carry a correct checksum, or a forwarding OVS would pass the wrong one
+ * on; it is then marked CHECKSUM_UNNECESSARY, as injection's NEEDS_CSUM spares the receiver
+ * the verification. */
+static __always_inline int uf_inner_csum(struct uf_scratch *s, __u32 inner, __u16 *fix, __u32 *at)
+{
+	__u8 *f = s->buf + UF_INNER;
+	__u16 et = *(__u16 *)(f + 12);
+	__u8 *ip = f + ETH_HLEN;
+	__u64 sum = 0;
+	__u32 l4off, l4len;
+	__u8 proto;
+	int v4 = et == bpf_htons(0x0800);
+
+	if (v4) {
+		__u32 ihl = (ip[0] & 0x0f) * 4;
+		__u32 tot = bpf_ntohs(*(__u16 *)(ip + 2));
+		__u16 frag = bpf_ntohs(*(__u16 *)(ip + 6));
+		proto = ip[9];
+		if (inner < ETH_HLEN + IP_HLEN || (ip[0] >> 4) != 4 || ihl < IP_HLEN || tot < ihl ||
+		    ETH_HLEN + tot > inner)
+			return UF_INNER_PASS;
+		if (proto != 6 && proto != 17)
+			return proto == 132 ? UF_INNER_PASS : UF_INNER_OK;
+		if (frag & 0x1fff)
+			return UF_INNER_OK; /* a later fragment: no L4 header */
+		if (frag & 0x2000)
+			return UF_INNER_PASS; /* the checksum covers other fragments too */
+		l4off = UF_INNER + ETH_HLEN + ihl;
+		l4len = tot - ihl;
+		sum += *(__u16 *)(ip + 12) + *(__u16 *)(ip + 14) + *(__u16 *)(ip + 16) +
+		       *(__u16 *)(ip + 18);
+	} else if (et == bpf_htons(0x86dd)) {
+		__u32 plen = bpf_ntohs(*(__u16 *)(ip + 4));
+		proto = ip[6];
+		if (inner < ETH_HLEN + 40 || (ip[0] >> 4) != 6 || ETH_HLEN + 40 + plen > inner)
+			return UF_INNER_PASS;
+		if (proto != 6 && proto != 17)
+			return (proto == 58 || proto == 59) ? UF_INNER_OK : UF_INNER_PASS;
+		l4off = UF_INNER + ETH_HLEN + 40;
+		l4len = plen;
+#pragma unroll
+		for (int i = 8; i < 40; i += 2)
+			sum += *(__u16 *)(ip + i);
+	} else if (et == bpf_htons(0x8100) || et == bpf_htons(0x88a8)) {
+		return UF_INNER_PASS;
+	} else {
+		return UF_INNER_OK; /* ARP and other non-IP frames: no L4 checksum */
+	}
+	__u32 fo = proto == 6 ? 16 : 6;
+	if (l4len < fo + 2 || l4len > UF_MAX_PKT || l4off > 200)
+		return UF_INNER_PASS;
+	__u16 old = *(__u16 *)(s->buf + l4off + fo);
+	if (proto == 17 && v4 && old == 0)
+		return UF_INNER_OK; /* IPv4 UDP without checksum */
+	sum += bpf_htons((__u16)proto) + bpf_htons((__u16)l4len);
+	if (uf_sum(s, l4off, l4len, &sum))
+		return UF_INNER_PASS;
+	if (csum_fold(sum) == 0xffff)
+		return UF_INNER_OK;
+	__u16 c = ~csum_fold(sum + (__u16)~old);
+	if (c == 0 && proto == 17)
+		c = 0xffff;
+	*fix = c;
+	*at = ETH_HLEN + IP_HLEN + l4off + fo;
+	return UF_INNER_FIX;
+}
+
+static __always_inline struct udp_counters *uf_stats(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&udp_stats, &zero);
+}
+
+/* uf_pass_local counts a datagram to a configured local address and port that the program
+ * leaves to the socket; other traffic is not counted. */
+static __always_inline int uf_pass_local(struct udp_counters *st, __u32 daddr, __u16 dport, int idx)
+{
+	struct udp_local_key lk = {.addr = daddr, .port = dport};
+	if (bpf_map_lookup_elem(&udp_locals, &lk))
+		COUNT(st, idx);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tcx/ingress")
+int sclp_udp_rx(struct __sk_buff *skb)
+{
+	if (skb->protocol != ETH_P_IP_BE || skb->len < UF_ENCAP + ETH_HLEN)
+		return TC_ACT_UNSPEC;
+	struct udp_counters *st = uf_stats();
+	if (!st)
+		return TC_ACT_UNSPEC;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	if (data + UF_ENCAP > end) {
+		if (bpf_skb_pull_data(skb, UF_ENCAP))
+			return TC_ACT_UNSPEC;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		if (data + UF_ENCAP > end)
+			return TC_ACT_UNSPEC;
+	}
+	__u8 *ip = data + ETH_HLEN;
+	if (ip[9] != 17)
+		return TC_ACT_UNSPEC;
+	__u8 *udp = ip + IP_HLEN;
+	__u8 *sh = udp + UDP_HLEN;
+	__u32 saddr = *(__u32 *)(ip + 12), daddr = *(__u32 *)(ip + 16);
+	__u16 dport = bpf_ntohs(*(__u16 *)(udp + 2));
+	if (ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff)))
+		return uf_pass_local(st, daddr, dport, UST_RX_PASS_OTHER);
+	struct udp_rx_key k = {.peer = saddr, .local = daddr, .port = dport,
+			       .vni = bpf_ntohl(*(__u32 *)(sh + SCLP_HLEN + 4)) >> 8};
+	struct udp_rx_port *port = bpf_map_lookup_elem(&udp_rx_ports, &k);
+	if (!port)
+		return uf_pass_local(st, daddr, dport, UST_RX_PASS_NO_PORT);
+	/* A GRO-merged skb (several datagrams of one flow) cannot be split here. */
+	if (skb->gso_segs > 1 || skb->gso_size) {
+		COUNT(st, UST_RX_PASS_GSO);
+		return TC_ACT_UNSPEC;
+	}
+	if (!(sh[7] & 1) || *(__u16 *)(sh + 8)) {
+		COUNT(st, UST_RX_PASS_MULTI);
+		return TC_ACT_UNSPEC;
+	}
+	__u32 tot = bpf_ntohs(*(__u16 *)(ip + 2));
+	__u32 ulen = bpf_ntohs(*(__u16 *)(udp + 4));
+	if (*(__u16 *)(sh + 2) != bpf_htons(SCLP_VXLAN_PORT) ||
+	    *(__u32 *)(sh + SCLP_HLEN) != bpf_htonl(VXLAN_FLAGS) || (sh[SCLP_HLEN + 7]) ||
+	    ulen != tot - IP_HLEN || tot < UF_ENCAP - ETH_HLEN || tot > UF_MAX_PKT ||
+	    tot + ETH_HLEN > skb->len) {
+		COUNT(st, UST_RX_PASS_OTHER);
+		return TC_ACT_UNSPEC;
+	}
+	__u32 inner = tot - (UF_ENCAP - ETH_HLEN);
+	/* adjust_room keeps at least 20 bytes after the Ethernet header; a BPF-built frame is
+	 * never GSO, so it must fit the tunnel port. */
+	if (inner < ETH_HLEN + IP_HLEN || inner > port->mtu + ETH_HLEN + 4) {
+		COUNT(st, UST_RX_PASS_OTHER);
+		return TC_ACT_UNSPEC;
+	}
+	__u16 ucsum = *(__u16 *)(udp + 6);
+
+	/* The UDP checksum. */
+	int trusted = bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0;
+	if (!trusted) {
+		struct sk_buff___udpfast *kskb = bpf_cast_to_kern_ctx(skb);
+		trusted = BPF_CORE_READ_BITFIELD(kskb, ip_summed) == UF_CHECKSUM_PARTIAL;
+	}
+	if (!trusted && !ucsum) {
+		COUNT(st, UST_RX_PASS_NO_CSUM);
+		return TC_ACT_UNSPEC;
+	}
+	__u32 zero = 0;
+	struct uf_scratch *sc = bpf_map_lookup_elem(&udp_scratch, &zero);
+	if (!sc || ulen < 1 || ulen > UF_MAX_PKT) {
+		COUNT(st, UST_RX_PASS_OTHER);
+		return TC_ACT_UNSPEC;
+	}
+	/* The verifier loses ulen's bounds; the mask keeps the value (1..UF_MAX_PKT). */
+	__u32 cn = ((ulen - 1) & 0x3fff) + 1;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + IP_HLEN, sc->buf, cn)) {
+		COUNT(st, UST_RX_PASS_OTHER);
+		return TC_ACT_UNSPEC;
+	}
+	if (trusted) {
+		COUNT(st, UST_RX_CSUM_TRUSTED);
+	} else {
+		__u64 sum = (__u64)(saddr & 0xffff) + (saddr >> 16) + (daddr & 0xffff) +
+			    (daddr >> 16) + bpf_htons(17) + bpf_htons((__u16)ulen);
+		if (uf_sum(sc, 0, ulen, &sum)) {
+			COUNT(st, UST_RX_PASS_OTHER);
+			return TC_ACT_UNSPEC;
+		}
+		if (csum_fold(sum) != 0xffff) {
+			COUNT(st, UST_RX_DROP_CSUM);
+			return TC_ACT_SHOT;
+		}
+		COUNT(st, UST_RX_CSUM_CHECKED);
+	}
+
+	__u16 fix = 0;
+	__u32 at = 0;
+	int r = uf_inner_csum(sc, inner, &fix, &at);
+	if (r == UF_INNER_PASS) {
+		COUNT(st, UST_RX_PASS_OTHER);
+		return TC_ACT_UNSPEC;
+	}
+	if (r == UF_INNER_FIX && bpf_skb_store_bytes(skb, at, &fix, 2, 0)) {
+		COUNT(st, UST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u8 ieth[ETH_HLEN];
+	if (bpf_skb_load_bytes(skb, UF_ENCAP, ieth, ETH_HLEN) ||
+	    bpf_skb_adjust_room(skb, -UF_ENCAP, BPF_ADJ_ROOM_MAC, 0) ||
+	    bpf_skb_store_bytes(skb, 0, ieth, ETH_HLEN, 0)) {
+		COUNT(st, UST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	if (skb->len > inner && bpf_skb_change_tail(skb, inner, 0)) {
+		COUNT(st, UST_RX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	/* The frame's checksums are right (the outer UDP checksum covered every byte, the inner
+	 * L4 one was finished above): CHECKSUM_UNNECESSARY at level 0, whatever the outer
+	 * skb's state was. */
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_RESET);
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
+	COUNT(st, UST_RX_FRAMES);
+	COUNT_N(st, UST_RX_BYTES, inner);
+	__u32 ifindex = port->ifindex;
+	struct udp_port_counters *ps = bpf_map_lookup_elem(&udp_port_stats, &ifindex);
+	if (ps) {
+		ps->rx_frames++;
+		ps->rx_bytes += inner;
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
+#endif
