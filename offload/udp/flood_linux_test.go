@@ -24,6 +24,7 @@ import (
 func flood(fd int, dst netip.AddrPort, stop *atomic.Bool, sent *atomic.Uint64) {
 	snd, _ := newSender(1460, stop.Load)
 	chunk := make([]byte, 1460)
+	hdrs := make([]byte, snd.perSend*sclp.HeaderLen)
 	raw := sockaddr4(dst)
 	id := uint32(0x10000)
 	for !stop.Load() {
@@ -31,7 +32,7 @@ func flood(fd int, dst netip.AddrPort, stop *atomic.Bool, sent *atomic.Uint64) {
 		for k := range snd.perSend {
 			h := sclp.Header{SrcPort: 50001, DstPort: sclp.VXLANPort, ID: id, First: true, Remaining: 60000}
 			id += 2
-			hb := snd.hdrs[k*sclp.HeaderLen : (k+1)*sclp.HeaderLen]
+			hb := hdrs[k*sclp.HeaderLen : (k+1)*sclp.HeaderLen]
 			h.Put(hb)
 			snd.iov[2*k] = unix.Iovec{Base: &hb[0], Len: sclp.HeaderLen}
 			snd.iov[2*k+1] = unix.Iovec{Base: &chunk[0], Len: uint64(len(chunk))}

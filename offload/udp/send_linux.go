@@ -31,7 +31,6 @@ type sender struct {
 	mss     int // SCLP payload bytes per segment
 	perSend int // segments per sendmsg
 	seg     sclp.Segmenter
-	hdrs    []byte
 	iov     []unix.Iovec
 	msg     unix.Msghdr
 	cmsg    []byte
@@ -40,6 +39,7 @@ type sender struct {
 	stopped func() bool
 
 	backpressure uint64 // waits for room (EAGAIN/ENOBUFS)
+	sends        uint64 // successful sendmsg calls of segments (not the one-segment queue's)
 	// dropped counts queued one-segment messages a failed flushQueue discarded unsent,
 	// wherever it ran (end of a batch, or before a longer message, another socket or a full
 	// queue): the worker adds the difference to its send errors as it does backpressure.
@@ -51,6 +51,10 @@ type sender struct {
 	qhdrs []byte
 	qiov  []unix.Iovec
 	qmm   []mmsghdr
+
+	// pk holds the segments of the latest message that did not fill a sendmsg, to be sent
+	// at the front of the next one (pack_linux.go).
+	pk packState
 }
 
 // mmsghdr is struct mmsghdr of sendmmsg(2) and recvmmsg(2).
@@ -70,7 +74,6 @@ func newSender(mss int, stopped func() bool) (*sender, error) {
 	}
 	per := min(maxUDPPayload/(sclp.HeaderLen+mss), maxSegsPerSend)
 	s := &sender{mss: mss, perSend: per, stopped: stopped,
-		hdrs:  make([]byte, per*sclp.HeaderLen),
 		iov:   make([]unix.Iovec, 2*per),
 		cmsg:  make([]byte, unix.CmsgSpace(2)),
 		qhdrs: make([]byte, sendBatch*sclp.HeaderLen),
@@ -85,48 +88,31 @@ func newSender(mss int, stopped func() bool) (*sender, error) {
 	s.msg.Namelen = unix.SizeofSockaddrInet4
 	s.msg.Control = &s.cmsg[0]
 	s.msg.SetControllen(len(s.cmsg))
+	s.initPack()
 	s.msg.Iov = &s.iov[0]
 	return s, nil
 }
 
 // send transmits msg (VXLAN header + inner frame) to dst from fd as SCLP segments with the
-// given base header (ports and id). It returns the number of segments sent.
+// given base header (ports and id), behind any segments held from the previous message, and
+// holds nothing back. It returns the number of msg's segments sent.
 func (s *sender) send(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
+	return s.sendMsg(fd, dst, msg, base, false)
+}
+
+// sendMsg sends the queued one-segment messages, then msg packed behind the held segments;
+// with hold, the end of msg that does not fill a sendmsg stays held (sendPacked).
+func (s *sender) sendMsg(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header, hold bool) (int, error) {
 	// What the queue dropped is counted there (dropped); only a stop concerns msg too.
 	if _, err := s.flushQueue(); errors.Is(err, errStopped) {
 		return 0, err
 	}
-	if err := s.seg.Reset(msg, s.mss, base); err != nil {
-		return 0, err
-	}
-	s.dst = *dst
-	total, k := 0, 0
-	for {
-		h, chunk, ok := s.seg.Next()
-		if !ok {
-			break
-		}
-		hb := s.hdrs[k*sclp.HeaderLen : (k+1)*sclp.HeaderLen]
-		h.Put(hb)
-		s.iov[2*k] = unix.Iovec{Base: &hb[0], Len: sclp.HeaderLen}
-		s.iov[2*k+1] = unix.Iovec{Base: &chunk[0], Len: uint64(len(chunk))}
-		k++
-		if k == s.perSend {
-			if err := s.flush(fd, k); err != nil {
-				return total, err
-			}
-			total += k
-			k = 0
-		}
-	}
-	if k > 0 {
-		if err := s.flush(fd, k); err != nil {
-			return total, err
-		}
-		total += k
-	}
-	return total, nil
+	return s.sendPacked(fd, dst, msg, base, hold && packSends)
 }
+
+// packSends turns packing on (pack_linux.go); off, every message leaves whole before the
+// next is read. For A/B measurements.
+var packSends = true
 
 // flush sends the first k header/chunk pairs as one sendmsg, waiting for room when the
 // socket or the device queue is full: backpressure instead of loss.
@@ -143,6 +129,7 @@ func (s *sender) flush(fd, k int) error {
 		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&s.msg)), 0)
 		switch e {
 		case 0:
+			s.sends++
 			return nil
 		case unix.EINTR:
 			continue
@@ -171,11 +158,17 @@ func (s *sender) flush(fd, k int) error {
 
 // queue sends a message of one segment together with the next ones: it is kept (its chunk
 // must stay valid until flushQueue) and sent with them by one sendmmsg. A longer message, a
-// change of socket or a full queue sends what is queued first. dst must be the same for every
+// change of socket or a full queue sends what is queued first. A longer message is sent
+// packed and its end may be held (sendPacked: msg must stay valid until the next call or
+// flushHeld). dst must be the same for every
 // message of a sender (one tunnel port's peer).
 func (s *sender) queue(fd int, dst *unix.RawSockaddrInet4, msg []byte, base sclp.Header) (int, error) {
 	if len(msg) > s.mss {
-		return s.send(fd, dst, msg, base)
+		return s.sendMsg(fd, dst, msg, base, true)
+	}
+	// Held segments go first: the small frame may belong to the same inner flow.
+	if err := s.flushHeld(); errors.Is(err, errStopped) {
+		return 0, err
 	}
 	if s.qk > 0 && (fd != s.qfd || s.qk == len(s.qmm)) {
 		if _, err := s.flushQueue(); errors.Is(err, errStopped) {

@@ -40,6 +40,9 @@ type txWorker struct {
 	// next read take a batch (large frames are read one at a time, each still in cache when
 	// it is sent).
 	small bool
+	// heldBuf is the index in bufs of the frame whose segments the sender holds (meaningful
+	// while snd.holding()): the next read must not overwrite it.
+	heldBuf int
 }
 
 // txBatch is how many frames one recvmmsg on the packet socket takes at most. The frames of
@@ -59,19 +62,21 @@ func (w *txWorker) run() {
 	pfd := [2]unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.p.stopfd), Events: unix.POLLIN}}
 	var deadline time.Time // bounds the drain should the socket never run empty
 	for {
-		n, e := w.recvMulti()
+		start, n, e := w.recvMulti()
 		if w.p.stopping.Load() {
 			now := time.Now()
 			if deadline.IsZero() {
 				deadline = now.Add(drainLimit)
 			}
 			if e != 0 && e != unix.EINTR || now.After(deadline) {
+				w.flushHeld()
 				w.close()
 				return
 			}
 		}
 		switch {
 		case e == unix.EAGAIN:
+			w.flushHeld() // nothing to pack the held end of the last message with
 			w.p.tx.socketDrops.Add(packetDrops(w.fd))
 			_, _ = unix.Poll(pfd[:], -1)
 			continue
@@ -80,13 +85,17 @@ func (w *txWorker) run() {
 		case e != 0:
 			// A transient device error (the veth went down, ENETDOWN/ENXIO): keep the worker
 			// and retry after a pause rather than stopping the port for good.
+			w.flushHeld()
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		for i := range n {
+		for i := start; i < start+n; i++ {
 			w.handle(w.bufs[i], int(w.mm[i].len), true)
+			if w.snd.holding() {
+				w.heldBuf = i
+			}
 		}
-		w.small = int(w.mm[n-1].len)-VnetHdrLen+sclp.VXLANHeaderLen <= w.snd.mss
+		w.small = int(w.mm[start+n-1].len)-VnetHdrLen+sclp.VXLANHeaderLen <= w.snd.mss
 		// Send the batch's queued one-segment messages (their chunks point into bufs). A
 		// failure counts a send error per message not sent (TxMessages counted them queued).
 		before, dropped := w.snd.backpressure, w.snd.dropped
@@ -96,9 +105,23 @@ func (w *txWorker) run() {
 	}
 }
 
+// flushHeld sends the segments the sender holds, counting what fails as send errors.
+func (w *txWorker) flushHeld() {
+	if !w.snd.holding() {
+		return
+	}
+	before, dropped := w.snd.backpressure, w.snd.dropped
+	_ = w.snd.flushHeld()
+	w.p.tx.sendErrs.Add(w.snd.dropped - dropped)
+	w.p.tx.backpressure.Add(w.snd.backpressure - before)
+}
+
 // recvMulti reads up to txBatch frames (each with its vnet header) with one recvmmsg into
-// bufs; it returns their count, and each frame's full length is in mm[i].len (MSG_TRUNC).
-func (w *txWorker) recvMulti() (int, unix.Errno) {
+// bufs[start:]; it returns start and their count, and each frame's full length is in
+// mm[i].len (MSG_TRUNC). A single frame is read into bufs[0], or bufs[1] while bufs[0] holds
+// the sender's held segments; a batch overwrites every buffer, so the held segments are sent
+// first.
+func (w *txWorker) recvMulti() (start, n int, e unix.Errno) {
 	if w.bufs[0] == nil {
 		for i := range w.bufs {
 			w.bufs[i] = w.buf
@@ -112,18 +135,22 @@ func (w *txWorker) recvMulti() (int, unix.Errno) {
 		}
 	}
 	vlen := 1
-	if w.small {
+	switch {
+	case w.small:
+		w.flushHeld()
 		vlen = txBatch
+	case w.snd.holding() && w.heldBuf == 0:
+		start = 1
 	}
-	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.mm[0])), uintptr(vlen),
+	m, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&w.mm[start])), uintptr(vlen),
 		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 	if e != 0 {
-		return 0, e
+		return start, 0, e
 	}
 	if m == 0 {
-		return 0, unix.EAGAIN
+		return start, 0, unix.EAGAIN
 	}
-	return int(m), 0
+	return start, int(m), 0
 }
 
 // close records the socket's drop count and closes it (once).
