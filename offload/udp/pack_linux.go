@@ -23,7 +23,8 @@ import (
 // sendmsg are held and leave at the front of the next message's sendmsg. A UDP GSO send's
 // segments must all have the same size except the last, so each sendmsg carries the oldest
 // held full-size segments, then the current message's, and at most one short segment, last:
-// about 1.02 sendmsg per 45-segment message instead of 2. Segments of one message may then
+// about 1.02 sendmsg per 45-segment message instead of 2. Only messages that do not fit one
+// sendmsg are packed: one that fits leaves whole and alone (fitsOne). Segments of one message may then
 // arrive out of order (its short last one before some full ones), which the receiver's
 // reassembler takes as it takes any reordering.
 //
@@ -89,6 +90,15 @@ func (s *sender) sendPacked(fd int, dst *unix.RawSockaddrInet4, msg []byte, base
 	if err := s.seg.Reset(msg, s.mss, base); err != nil {
 		return 0, err
 	}
+	// A message that fits one sendmsg leaves whole, alone: it then arrives in one GRO batch
+	// and takes the receiver's zero-copy path, and packing would save no sendmsg. What is
+	// held goes first.
+	fits := s.fitsOne(len(msg))
+	if fits && s.holding() {
+		if err := s.flushHeld(); errors.Is(err, errStopped) {
+			return 0, err
+		}
+	}
 	s.dst = *dst
 	s.pk.fd = fd
 	s.pk.seq++
@@ -118,12 +128,22 @@ func (s *sender) sendPacked(fd int, dst *unix.RawSockaddrInet4, msg []byte, base
 		return 0, err
 	}
 	// Only the latest message may stay held: its buffer is the one the caller keeps.
-	if !hold || s.olderHeld(seq) {
+	if !hold || fits || s.olderHeld(seq) {
 		if err := s.flushAll(seq); err != nil {
 			return 0, err
 		}
 	}
 	return k, nil
+}
+
+// fitsOne reports whether a message of n bytes fits one sendmsg.
+func (s *sender) fitsOne(n int) bool {
+	segs := sclp.SegmentCount(n, s.mss)
+	last := n - (segs-1)*s.mss
+	if last == s.mss {
+		return segs <= s.perSend
+	}
+	return segs-1 <= s.fullsWithShort(last)
 }
 
 // olderHeld reports whether a segment of a message before seq is held.

@@ -86,6 +86,17 @@ func TestPackedSends(t *testing.T) {
 	if snd.sends > uint64(len(steady))*21/20+1 {
 		t.Errorf("%d sendmsg for %d messages of 45 segments, want about one each (two without packing)", snd.sends, len(steady))
 	}
+	// Messages that fit one sendmsg (60 KB UDP datagrams over a jumbo inner MTU: 42
+	// segments) leave whole, one sendmsg each, so the receiver takes them without a copy.
+	sends, zc := snd.sends, fw.Stats().ZeroCopy
+	sendAll([]int{60042, 60042, 60042, 60042})
+	if got := snd.sends - sends; got != 4 || snd.holding() {
+		t.Errorf("4 messages of 42 segments: %d sendmsg (want 4), holding %v", got, snd.holding())
+	}
+	drain()
+	if got := fw.Stats().ZeroCopy - zc; got != 4 {
+		t.Errorf("%d of 4 messages that fit one sendmsg arrived zero-copy", got)
+	}
 	// Everything else: messages of one segment, of exact multiples of the MSS, of 44 and 45
 	// segments, the largest, mixed.
 	sendAll([]int{100, tsoFrame45, 3000, 44*1460 - 8, tsoFrame45, 1000, 1400, sclp.MaxMessageLen - 8,
