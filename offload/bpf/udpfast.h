@@ -312,16 +312,18 @@ int sclp_udp_rx(struct __sk_buff *skb)
 	}
 	__u16 ucsum = *(__u16 *)(udp + 6);
 
-	/* The UDP checksum. */
+	/* The UDP checksum. A zero one (none) is never taken, even when GRO marked the skb
+	 * CHECKSUM_UNNECESSARY for it (it does: zero is valid UDP over IPv4). */
+	if (!ucsum) {
+		COUNT(st, UST_RX_PASS_NO_CSUM);
+		return TC_ACT_UNSPEC;
+	}
 	int trusted = bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0;
 	if (!trusted) {
 		struct sk_buff___udpfast *kskb = bpf_cast_to_kern_ctx(skb);
 		trusted = BPF_CORE_READ_BITFIELD(kskb, ip_summed) == UF_CHECKSUM_PARTIAL;
 	}
-	if (!trusted && !ucsum) {
-		COUNT(st, UST_RX_PASS_NO_CSUM);
-		return TC_ACT_UNSPEC;
-	}
+
 	__u32 zero = 0;
 	struct uf_scratch *sc = bpf_map_lookup_elem(&udp_scratch, &zero);
 	if (!sc || ulen < 1 || ulen > UF_MAX_PKT) {
