@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,10 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
 			&ucli.StringFlag{Name: "pin-path", Usage: "bpffs directory for mode=ip's pinned programs and maps (default /sys/fs/bpf/sclp-ovs, with -netnsINODE appended outside the initial network namespace)"},
 			&ucli.StringFlag{Name: "metrics-address", Value: metrics.DefaultAddress, Usage: "Prometheus /metrics, /healthz and /readyz (host:port; \"off\" disables)"},
+			&ucli.StringFlag{Name: "after-handover", Value: AfterHandoverExit, EnvVars: []string{"SCLP_OVS_AFTER_HANDOVER"},
+				Usage: "once a successor took over: exit, or retire (hold nothing, /healthz 200, /readyz 503, exit 0 on SIGTERM: for a Kubernetes surge update)"},
+			&ucli.StringFlag{Name: "retired-marker", EnvVars: []string{"SCLP_OVS_RETIRED_MARKER"},
+				Usage: "with --after-handover=retire: file written on retiring; an agent that finds it at start stays retired (put it in a pod-scoped emptyDir)"},
 		}, kubernetes.Flags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
@@ -48,8 +53,16 @@ agent process, so stop-then-start leaves a gap of about the start-up time).`,
 					return usagef("--modes: unknown mode %q (want udp, ip)", m)
 				}
 			}
+			after := c.String("after-handover")
+			if after != AfterHandoverExit && after != AfterHandoverRetire {
+				return usagef("--after-handover: %q (want exit or retire)", after)
+			}
+			if c.String("retired-marker") != "" && after != AfterHandoverRetire {
+				return usagef("--retired-marker needs --after-handover=retire")
+			}
 			cfg := AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
-				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address")}
+				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address"),
+				AfterHandover: after, RetiredMarker: c.String("retired-marker")}
 			if kubernetes.Enabled(c) {
 				kc, err := kubernetes.ConfigFromCLI(c)
 				if err != nil {
@@ -69,11 +82,18 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		defer stop()
 	}
 	log := d.Log
+	if to, ok := retiredBefore(cfg.RetiredMarker, log); ok {
+		// This container's pod handed over before (the kubelet restarted its retired agent):
+		// a newer agent carries the ports. Taking over from it would steal them back.
+		log.Info("this agent's pod handed over before; staying retired", "marker", cfg.RetiredMarker)
+		return stayRetired(ctx, log, cfg.MetricsAddress, to)
+	}
 	db, err := dialRetry(ctx, d, cfg.DB)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	closeDB := sync.OnceFunc(db.Close)
+	defer closeDB()
 	if w := tsoWarning(ctx, db); w != "" {
 		log.Warn(w)
 	}
@@ -82,6 +102,20 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	}
 	sock := agentSocket(cfg.DB)
 	takeover := agentAnswers(sock)
+	self := HandoverRequest{PID: os.Getpid(), MetricsAddress: cfg.MetricsAddress}
+	endAnnounce := func() {}
+	if takeover {
+		// Tell the running agent a successor is starting: its /readyz fails (the kubelet's
+		// probes of a surge pod reach it) and a SIGTERM waits for the handover.
+		actx, cancel := context.WithCancel(context.Background())
+		announced := make(chan struct{})
+		go func() {
+			defer close(announced)
+			announceSuccessor(actx, sock, self)
+		}()
+		endAnnounce = sync.OnceFunc(func() { cancel(); <-announced })
+	}
+	defer endAnnounce()
 	// A successor's mode=udp datapath registers every port before its receive sockets take
 	// traffic alongside the running agent (udp.Options.Standby; activated below).
 	cfg.Takeover = takeover
@@ -89,6 +123,7 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if err != nil {
 		return fmt.Errorf("start datapaths: %w", err)
 	}
+	closeDeps = sync.OnceFunc(closeDeps)
 	defer closeDeps()
 
 	rec := &metrics.ReconcileRecorder{}
@@ -99,28 +134,50 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if err != nil {
 		return err
 	}
+	// The agent runs until stop: on SIGTERM (ctx), unless a successor is starting, which it
+	// waits for (bounded), so that a surge pod's old agent deleted early keeps forwarding
+	// until the new one carries the ports; or on a handover.
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	succ := newSuccessors()
+	var active atomic.Bool // false while this agent still has to take over
+	active.Store(!takeover)
 	var discovery atomic.Pointer[kubernetes.Discovery]
+	closeMetrics := func() {}
 	if cfg.MetricsAddress != "off" {
-		var ready []metrics.Check
+		ready := []metrics.Check{handoverCheck(succ), takeoverCheck(&active)}
 		if cfg.Kubernetes != nil {
 			ready = append(ready, discoveryCheck(&discovery))
 		}
-		ep := metrics.Wire(ctx, metrics.WireOptions{Addr: cfg.MetricsAddress, Version: Version, Reconciler: r,
+		ep := metrics.Wire(runCtx, metrics.WireOptions{Addr: cfg.MetricsAddress, Version: Version, Reconciler: r,
 			Store: db, Datapaths: ad.Datapaths, Flows: flows, Recorder: rec, Ready: ready, Log: log})
-		defer ep.Close()
+		closeMetrics = sync.OnceFunc(ep.Close)
+		defer closeMetrics()
 	}
 	started := d.Now()
 	var discoveryErr atomic.Pointer[error]
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-runCtx.Done():
+			return
+		}
+		if pid, ok := succ.pending(); ok {
+			log.Info("stop requested while a successor takes over; forwarding until it has", "successor_pid", pid)
+			if !succ.waitIdle(runCtx, successorWait) {
+				log.Warn("the successor did not take over in time; stopping", "waited", successorWait)
+			}
+		}
+		stop()
+	}()
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(runCtx) }()
 	if takeover {
 		// Another agent runs: carry every port alongside it (the datapaths share the veths'
 		// fanout groups and the UDP reuseport groups), then retire it. Traffic never stops.
 		log.Info("another agent runs; taking over once every port is ready", "status_socket", sock)
-		if err := waitUntil(ctx, 30*time.Second, r.Ready); err != nil {
-			if ctx.Err() != nil {
+		if err := waitUntil(runCtx, 30*time.Second, r.Ready); err != nil {
+			if runCtx.Err() != nil {
 				<-done
 				return nil
 			}
@@ -135,22 +192,33 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 				}
 			}
 		}
-		hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := requestHandover(hctx, sock)
+		hctx, cancel := context.WithTimeout(runCtx, 15*time.Second)
+		err := requestHandoverFrom(hctx, sock, self)
 		cancel()
+		endAnnounce()
 		if err != nil {
 			stop()
 			<-done
 			return fmt.Errorf("take over from the running agent: %w", err)
 		}
+		active.Store(true)
 		log.Info("took over from the previous agent")
 	}
-	stopStatus, err := serveStatus(sock, func() AgentStatus {
-		return AgentStatus{PID: os.Getpid(), Version: Version, Started: started, Passes: r.Passes(), Ports: r.Ports()}
-	}, func() {
-		log.Info("a successor agent took over; stopping without touching the ports")
-		r.KeepHeartbeat()
-		stop()
+	var handedTo atomic.Pointer[HandoverRequest]
+	stopStatus, err := serveStatusHandlers(sock, StatusHandlers{
+		Status: func() AgentStatus {
+			return AgentStatus{PID: os.Getpid(), Version: Version, Started: started, Passes: r.Passes(), Ports: r.Ports()}
+		},
+		Handover: func(to HandoverRequest) {
+			log.Info("a successor agent took over; stopping without touching the ports", "successor_pid", to.PID)
+			handedTo.Store(&to)
+			r.KeepHeartbeat()
+			stop()
+		},
+		Successor: func(to HandoverRequest) func() {
+			log.Info("a successor agent is starting", "successor_pid", to.PID)
+			return succ.add(to)
+		},
 	})
 	if err != nil {
 		stop()
@@ -167,9 +235,9 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 			discover = kubernetes.Run
 		}
 		go func() {
-			err := discover(ctx, *cfg.Kubernetes, &kubernetes.OVSDBStore{DB: db, Router: d.Router},
+			err := discover(runCtx, *cfg.Kubernetes, &kubernetes.OVSDBStore{DB: db, Router: d.Router},
 				kubernetes.Options{Logger: log}, discovery.Store)
-			if err != nil && ctx.Err() == nil {
+			if err != nil && runCtx.Err() == nil {
 				log.Error("kubernetes node discovery stopped", "err", err)
 				discoveryErr.Store(&err)
 				stop()
@@ -179,6 +247,21 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	err = <-done
 	if e := discoveryErr.Load(); e != nil && err == nil {
 		err = fmt.Errorf("kubernetes node discovery: %w", *e)
+	}
+	if to := handedTo.Load(); to != nil && cfg.AfterHandover == AfterHandoverRetire {
+		// Let go of everything the successor needs or that a retired agent must not hold:
+		// the status socket (already the successor's), the metrics port, the datapaths
+		// (mode=udp drains and closes its sockets, as on exit), OVSDB.
+		stopStatus()
+		closeMetrics()
+		closeDeps()
+		closeDB()
+		if cfg.RetiredMarker != "" {
+			if err := writeRetiredMarker(cfg.RetiredMarker, *to, d.Now()); err != nil {
+				log.Warn("cannot write the retired marker", "path", cfg.RetiredMarker, "err", err)
+			}
+		}
+		return stayRetired(ctx, log, cfg.MetricsAddress, *to)
 	}
 	log.Info("agent stopped; ports stay up for the next agent")
 	return err

@@ -79,6 +79,13 @@ type AgentConfig struct {
 	// Takeover is set when another agent runs: the datapaths start in standby where they
 	// have one (mode=udp) and the agent activates them once every port is ready.
 	Takeover bool
+	// AfterHandover is what the agent does once a successor took over: AfterHandoverExit
+	// ("" too) or AfterHandoverRetire.
+	AfterHandover string
+	// RetiredMarker, if set, is a file a retiring agent writes; an agent that finds it at
+	// start stays retired (a restarted container of a pod that handed over). It belongs in
+	// a directory that lives as long as the pod and no longer (an emptyDir).
+	RetiredMarker string
 }
 
 // defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.
