@@ -120,7 +120,7 @@ type SclpTxScratch struct {
 
 type SclpUdpCounters struct {
 	_ structs.HostLayout
-	C [11]uint64
+	C [15]uint64
 }
 
 type SclpUdpLocalKey struct {
@@ -153,9 +153,30 @@ type SclpUdpRxPort struct {
 	Mtu     uint32
 }
 
+type SclpUdpTxPort struct {
+	_        structs.HostLayout
+	Local    uint32
+	Peer     uint32
+	Vni      uint32
+	Ifindex  uint32
+	MaxFrame uint32
+	Port     uint16
+	Dmac     [6]uint8
+	Smac     [6]uint8
+	Ttl      uint8
+	Pad      uint8
+}
+
 type SclpUfScratch struct {
 	_   structs.HostLayout
 	Buf [16512]uint8
+}
+
+type SclpUfTxScratch struct {
+	_      structs.HostLayout
+	Buf    [16512]uint8
+	Seq    uint32
+	Seeded uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -179,9 +200,13 @@ const (
 	SclpMapUdpRxPorts        = "udp_rx_ports"
 	SclpMapUdpScratch        = "udp_scratch"
 	SclpMapUdpStats          = "udp_stats"
+	SclpMapUdpTxPorts        = "udp_tx_ports"
+	SclpMapUdpTxScratch      = "udp_tx_scratch"
 	SclpProgSclpRx           = "sclp_rx"
 	SclpProgSclpTx           = "sclp_tx"
 	SclpProgSclpUdpRx        = "sclp_udp_rx"
+	SclpProgSclpUdpTx        = "sclp_udp_tx"
+	SclpProgSclpUdpTxsock    = "sclp_udp_txsock"
 	SclpVarCfgMergeTimeoutNs = "cfg_merge_timeout_ns"
 	SclpVarCfgNoCsumFix      = "cfg_no_csum_fix"
 )
@@ -228,9 +253,11 @@ type SclpSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SclpProgramSpecs struct {
-	SclpRx    *ebpf.ProgramSpec `ebpf:"sclp_rx"`
-	SclpTx    *ebpf.ProgramSpec `ebpf:"sclp_tx"`
-	SclpUdpRx *ebpf.ProgramSpec `ebpf:"sclp_udp_rx"`
+	SclpRx        *ebpf.ProgramSpec `ebpf:"sclp_rx"`
+	SclpTx        *ebpf.ProgramSpec `ebpf:"sclp_tx"`
+	SclpUdpRx     *ebpf.ProgramSpec `ebpf:"sclp_udp_rx"`
+	SclpUdpTx     *ebpf.ProgramSpec `ebpf:"sclp_udp_tx"`
+	SclpUdpTxsock *ebpf.ProgramSpec `ebpf:"sclp_udp_txsock"`
 }
 
 // SclpMapSpecs contains maps before they are loaded into the kernel.
@@ -254,6 +281,8 @@ type SclpMapSpecs struct {
 	UdpRxPorts   *ebpf.MapSpec `ebpf:"udp_rx_ports"`
 	UdpScratch   *ebpf.MapSpec `ebpf:"udp_scratch"`
 	UdpStats     *ebpf.MapSpec `ebpf:"udp_stats"`
+	UdpTxPorts   *ebpf.MapSpec `ebpf:"udp_tx_ports"`
+	UdpTxScratch *ebpf.MapSpec `ebpf:"udp_tx_scratch"`
 }
 
 // SclpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -301,6 +330,8 @@ type SclpMaps struct {
 	UdpRxPorts   *ebpf.Map `ebpf:"udp_rx_ports"`
 	UdpScratch   *ebpf.Map `ebpf:"udp_scratch"`
 	UdpStats     *ebpf.Map `ebpf:"udp_stats"`
+	UdpTxPorts   *ebpf.Map `ebpf:"udp_tx_ports"`
+	UdpTxScratch *ebpf.Map `ebpf:"udp_tx_scratch"`
 }
 
 func (m *SclpMaps) Close() error {
@@ -322,6 +353,8 @@ func (m *SclpMaps) Close() error {
 		m.UdpRxPorts,
 		m.UdpScratch,
 		m.UdpStats,
+		m.UdpTxPorts,
+		m.UdpTxScratch,
 	)
 }
 
@@ -337,9 +370,11 @@ type SclpVariables struct {
 //
 // It can be passed to LoadSclpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SclpPrograms struct {
-	SclpRx    *ebpf.Program `ebpf:"sclp_rx"`
-	SclpTx    *ebpf.Program `ebpf:"sclp_tx"`
-	SclpUdpRx *ebpf.Program `ebpf:"sclp_udp_rx"`
+	SclpRx        *ebpf.Program `ebpf:"sclp_rx"`
+	SclpTx        *ebpf.Program `ebpf:"sclp_tx"`
+	SclpUdpRx     *ebpf.Program `ebpf:"sclp_udp_rx"`
+	SclpUdpTx     *ebpf.Program `ebpf:"sclp_udp_tx"`
+	SclpUdpTxsock *ebpf.Program `ebpf:"sclp_udp_txsock"`
 }
 
 func (p *SclpPrograms) Close() error {
@@ -347,6 +382,8 @@ func (p *SclpPrograms) Close() error {
 		p.SclpRx,
 		p.SclpTx,
 		p.SclpUdpRx,
+		p.SclpUdpTx,
+		p.SclpUdpTxsock,
 	)
 }
 

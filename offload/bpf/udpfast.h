@@ -61,6 +61,10 @@ enum udp_stat {
 	UST_RX_PASS_OTHER,    /* anything else odd passed to the socket */
 	UST_RX_DROP_CSUM,     /* bad UDP checksum: dropped */
 	UST_RX_DROP_ERROR,    /* a helper failed after the packet was changed: dropped */
+	UST_TX_FRAMES,        /* frames encapsulated and sent as one-segment messages */
+	UST_TX_BYTES,         /* their frame bytes */
+	UST_TX_DROP_CSUM,     /* CHECKSUM_PARTIAL frames with a layout the program cannot sum */
+	UST_TX_DROP_ERROR,    /* a helper failed: dropped */
 	UST_MAX,
 };
 
@@ -388,6 +392,202 @@ int sclp_udp_rx(struct __sk_buff *skb)
 		ps->rx_bytes += inner;
 	}
 	return bpf_redirect(ifindex, 0);
+}
+
+
+/* Transmit: per tunnel port, keyed by the ifindex of its datapath-side veth (where the
+ * transmit packet sockets read and sclp_udp_tx runs). The Go side writes an entry only once
+ * it knows the next hop's MAC; without an entry everything takes the packet socket. */
+struct udp_tx_port {
+	__u32 local; /* network byte order */
+	__u32 peer;
+	__u32 vni;
+	__u32 ifindex;   /* underlay */
+	__u32 max_frame; /* largest frame (Ethernet header included) taken: underlay MTU - 48 */
+	__u16 port;      /* UDP destination port, host order */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 ttl;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct udp_tx_port);
+} udp_tx_ports SEC(".maps");
+
+struct uf_tx_scratch {
+	__u8 buf[UF_SCRATCH];
+	__u32 seq;
+	__u32 seeded;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct uf_tx_scratch);
+} udp_tx_scratch SEC(".maps");
+
+/* uf_tx_port is THE decision which frames the transmit fast path takes, shared by the tc
+ * program (sclp_udp_tx) and the transmit packet sockets' filter (sclp_udp_txsock), so the two
+ * agree by construction: a non-GSO, untagged IPv4 frame of at most max_frame bytes on a port
+ * with an entry. The packet sockets see frames before tc ingress; a frame the filter refuses
+ * is one the tc program sends. */
+static __always_inline struct udp_tx_port *uf_tx_port(struct __sk_buff *skb)
+{
+	__u32 k = skb->ifindex;
+	struct udp_tx_port *p = bpf_map_lookup_elem(&udp_tx_ports, &k);
+	if (!p || skb->len > p->max_frame || skb->len < ETH_HLEN + IP_HLEN || skb->gso_size ||
+	    skb->protocol != ETH_P_IP_BE || skb->vlan_present)
+		return NULL;
+	return p;
+}
+
+/* The transmit packet sockets' filter: 0 (not for this socket) for what sclp_udp_tx sends. */
+SEC("socket")
+int sclp_udp_txsock(struct __sk_buff *skb)
+{
+	return uf_tx_port(skb) ? 0 : -1;
+}
+
+struct sk_buff___uftx {
+	__u16 csum_start;
+	__u16 csum_offset;
+	__u16 mac_header;
+	__u8 ip_summed : 2;
+} __attribute__((preserve_access_index));
+
+#include "flowhash.h"
+
+/* sclp_udp_tx (TCX ingress of a tunnel port's datapath-side veth) encapsulates the frames
+ * uf_tx_port takes as one-segment messages: outer IPv4 (DF) + UDP (source port = the
+ * inner-flow hash of offload/sclp.SourcePort, destination = the port's) + SCLP (F, remaining
+ * 0, id from a per-CPU counter, checksum 0 as mode=udp sends it) + VXLAN, in front of the
+ * frame (bpf_skb_adjust_room), with the UDP checksum computed, and redirects it to the
+ * underlay's egress. A CHECKSUM_PARTIAL frame stays PARTIAL (its csum_start still points at
+ * the inner L4 header): the UDP checksum is computed as if that inner checksum were already
+ * finished (local checksum offload: the finished L4 region sums to the complement of the
+ * seeded field), so it is right whether a device finishes the inner checksum or a receiver
+ * does. */
+SEC("tcx/ingress")
+int sclp_udp_tx(struct __sk_buff *skb)
+{
+	struct udp_tx_port *p = uf_tx_port(skb);
+	if (!p)
+		return TC_ACT_UNSPEC;
+	struct udp_counters *st = uf_stats();
+	__u32 zero = 0;
+	struct uf_tx_scratch *s = bpf_map_lookup_elem(&udp_tx_scratch, &zero);
+	if (!st || !s)
+		return TC_ACT_SHOT;
+	__u32 len = skb->len;
+	if (len < ETH_HLEN + IP_HLEN || len > UF_MAX_PKT) {
+		COUNT(st, UST_TX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u32 n = ((len - 1) & 0x3fff) + 1;
+	if (bpf_skb_load_bytes(skb, 0, s->buf, n)) {
+		COUNT(st, UST_TX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	__u16 sport = flow_port(s->buf, len);
+
+	/* The sum of the frame as it will be once any pending inner checksum is finished. */
+	__u64 fsum = 0;
+	struct sk_buff___uftx *k = bpf_cast_to_kern_ctx(skb);
+	if (BPF_CORE_READ_BITFIELD(k, ip_summed) == UF_CHECKSUM_PARTIAL) {
+		__u32 x = (__u32)k->csum_start - (__u32)k->mac_header;
+		__u32 o = k->csum_offset;
+		if (x < ETH_HLEN || x > 256 || (x & 1) || o > 64 || (o & 1) || x + o + 2 > len) {
+			COUNT(st, UST_TX_DROP_CSUM);
+			return TC_ACT_SHOT;
+		}
+		__u16 seed = *(__u16 *)(s->buf + x + o);
+		if (uf_sum((struct uf_scratch *)s, 0, x, &fsum)) {
+			COUNT(st, UST_TX_DROP_CSUM);
+			return TC_ACT_SHOT;
+		}
+		fsum += (__u16)~seed;
+	} else if (uf_sum((struct uf_scratch *)s, 0, len, &fsum)) {
+		COUNT(st, UST_TX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+
+	if (!s->seeded) {
+		s->seq = bpf_get_prandom_u32();
+		s->seeded = 1;
+	}
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u32 id_word = ((cpu & 0x7f) << 25) | ((s->seq & 0xffffff) << 1) | 1;
+	s->seq++;
+
+	__u8 h[UF_ENCAP + ETH_HLEN] __attribute__((aligned(8)));
+	__builtin_memcpy(h, p->dmac, 6);
+	__builtin_memcpy(h + 6, p->smac, 6);
+	*(__u16 *)(h + 12) = ETH_P_IP_BE;
+	__u8 *ip = h + ETH_HLEN;
+	__u32 tot = IP_HLEN + UDP_HLEN + SCLP_HLEN + VXLAN_HLEN + len;
+	ip[0] = 0x45;
+	ip[1] = 0;
+	*(__u16 *)(ip + 2) = bpf_htons(tot);
+	*(__u16 *)(ip + 4) = 0;
+	*(__u16 *)(ip + 6) = bpf_htons(0x4000); /* DF */
+	ip[8] = p->ttl ? p->ttl : 64;
+	ip[9] = 17;
+	*(__u16 *)(ip + 10) = 0;
+	__builtin_memcpy(ip + 12, &p->local, 4);
+	__builtin_memcpy(ip + 16, &p->peer, 4);
+	__u64 isum = 0;
+#pragma unroll
+	for (int i = 0; i < IP_HLEN; i += 2)
+		isum += *(__u16 *)(ip + i);
+	*(__u16 *)(ip + 10) = ~csum_fold(isum);
+	__u8 *udp = ip + IP_HLEN;
+	__u32 ulen = tot - IP_HLEN;
+	*(__u16 *)(udp + 0) = bpf_htons(sport);
+	*(__u16 *)(udp + 2) = bpf_htons(p->port);
+	*(__u16 *)(udp + 4) = bpf_htons(ulen);
+	*(__u16 *)(udp + 6) = 0;
+	__u8 *sh = udp + UDP_HLEN;
+	*(__u16 *)(sh + 0) = bpf_htons(sport);
+	*(__u16 *)(sh + 2) = bpf_htons(SCLP_VXLAN_PORT);
+	/* 16-bit stores: the SCLP header starts at an offset of 2 mod 4 on the stack. */
+	*(__u16 *)(sh + 4) = bpf_htons(id_word >> 16);
+	*(__u16 *)(sh + 6) = bpf_htons(id_word & 0xffff);
+	*(__u16 *)(sh + 8) = 0;  /* remaining */
+	*(__u16 *)(sh + 10) = 0; /* checksum: sent as zero in UDP */
+	*(__u16 *)(sh + SCLP_HLEN) = bpf_htons(VXLAN_FLAGS >> 16);
+	*(__u16 *)(sh + SCLP_HLEN + 2) = 0;
+	*(__u16 *)(sh + SCLP_HLEN + 4) = bpf_htons((p->vni << 8) >> 16);
+	*(__u16 *)(sh + SCLP_HLEN + 6) = bpf_htons((p->vni << 8) & 0xffff);
+	__builtin_memcpy(h + UF_ENCAP, s->buf, ETH_HLEN);
+
+	/* UDP checksum: pseudo-header, UDP + SCLP + VXLAN headers, the frame. */
+	__u64 usum = fsum + *(__u16 *)(ip + 12) + *(__u16 *)(ip + 14) + *(__u16 *)(ip + 16) +
+		     *(__u16 *)(ip + 18) + bpf_htons(17) + bpf_htons((__u16)ulen);
+#pragma unroll
+	for (int i = 0; i < UDP_HLEN + SCLP_HLEN + VXLAN_HLEN; i += 2)
+		usum += *(__u16 *)(udp + i);
+	__u16 c = ~csum_fold(usum);
+	*(__u16 *)(udp + 6) = c ? c : 0xffff;
+
+	if (bpf_skb_adjust_room(skb, UF_ENCAP, BPF_ADJ_ROOM_MAC, 0) ||
+	    bpf_skb_store_bytes(skb, 0, h, UF_ENCAP + ETH_HLEN, 0)) {
+		COUNT(st, UST_TX_DROP_ERROR);
+		return TC_ACT_SHOT;
+	}
+	COUNT(st, UST_TX_FRAMES);
+	COUNT_N(st, UST_TX_BYTES, len);
+	__u32 key = skb->ifindex;
+	struct udp_port_counters *ps = bpf_map_lookup_elem(&udp_port_stats, &key);
+	if (ps) {
+		ps->tx_frames++;
+		ps->tx_bytes += len;
+	}
+	return bpf_redirect(p->ifindex, 0);
 }
 
 #endif

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
@@ -51,6 +53,7 @@ type Datapath struct {
 	// says loading was attempted (it is tried once, with the first port).
 	fast      *fastPath
 	fastTried bool
+	fastStop  chan struct{} // closed by Close: ends the neighbour refresh
 }
 
 var _ offload.Datapath = (*Datapath)(nil)
@@ -166,12 +169,18 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 	if p.stopfd, err = eventFD(); err != nil {
 		return p, err
 	}
-	d.addFastPort(spec, ul.Index, peer.Index)
+	fastTx := d.addFastPort(spec, ul.Index, peer.Index)
 	mss := ul.MTU - sclp.UDPOverhead
 	for range d.opts.Workers {
 		fd, err := packetSocket(peer.Index, peer.Index&0xffff, d.opts.SocketBuffer)
 		if err != nil {
 			return p, err
+		}
+		if fastTx {
+			if err := d.fast.sockFilter(fd); err != nil {
+				d.opts.Logf("udp datapath: port %s sends without the fast path: %v", spec.Name, err)
+				fastTx = false
+			}
 		}
 		snd, err := newSender(mss, p.stopping.Load)
 		if err != nil {
@@ -183,6 +192,12 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 		p.workers = append(p.workers, w)
 		p.wg.Add(1)
 		go w.run()
+	}
+	if fastTx {
+		// Every transmit socket skips what the program sends: the program may start.
+		if err := d.fast.addTx(spec, ul, peer.Index); err != nil {
+			d.opts.Logf("udp datapath: port %s sends without the fast path: %v", spec.Name, err)
+		}
 	}
 	return p, nil
 }
@@ -210,9 +225,14 @@ func (p *port) stopTx() {
 // injector close.
 func (d *Datapath) stopPort(p *port) {
 	if d.fast != nil {
-		d.fast.removePort(p.spec.Name) // from here on the port's datagrams take the socket
+		d.fast.stopRx(p.spec.Name) // from here on the port's datagrams take the socket
 	}
 	p.stopTx()
+	if d.fast != nil {
+		// After the transmit sockets closed: until then the transmit program sends what
+		// their filter skips.
+		d.fast.removePort(p.spec.Name)
+	}
 	if p.rx != nil {
 		d.releaseRx(p.rx)
 		p.rx = nil
@@ -295,6 +315,7 @@ func (d *Datapath) Close() error {
 		d.retired.FastPath.add(d.fast.stats())
 		d.fast.close()
 		d.fast = nil
+		close(d.fastStop)
 	}
 	d.closed = true
 	return nil
@@ -302,26 +323,71 @@ func (d *Datapath) Close() error {
 
 // addFastPort gives the port to the fast path, loading it with the first port. A failure
 // is logged once per datapath (loading) or per port (attaching, maps), and the port runs
-// on the socket path alone.
-func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) {
+// on the socket path alone. It reports whether the port may also use the transmit fast path
+// (its packet sockets then get the filter, and addTx follows).
+func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) bool {
 	if d.opts.NoFastPath {
-		return
+		return false
 	}
 	if !d.fastTried {
 		d.fastTried = true
 		f, err := loadFastPath()
 		if err != nil {
 			d.opts.Logf("udp datapath: running without the fast path: %v", err)
-			return
+			return false
 		}
 		d.fast = f
+		d.fastStop = make(chan struct{})
+		d.startRefresh()
+		if f.txErr != nil && !d.opts.NoFastPathTx {
+			d.opts.Logf("udp datapath: sending without the fast path: %v", f.txErr)
+		}
 	}
 	if d.fast == nil {
-		return
+		return false
 	}
 	if err := d.fast.addPort(spec, underlay, tunnel, spec.MTU); err != nil {
 		d.opts.Logf("udp datapath: port %s runs without the fast path: %v", spec.Name, err)
+		return false
 	}
+	return !d.opts.NoFastPathTx && d.fast.tx != nil
+}
+
+// neighRefresh is how often the transmit fast path re-reads the next hops of its ports.
+const neighRefresh = 500 * time.Millisecond
+
+// startRefresh starts the goroutine that keeps the transmit entries' next-hop MACs current,
+// with a netlink handle in the calling thread's network namespace. Without one it does not
+// run: entries are then written only when a port starts.
+func (d *Datapath) startRefresh() {
+	nsh, err := netns.Get()
+	if err != nil {
+		return
+	}
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		nsh.Close()
+		return
+	}
+	stop := d.fastStop
+	go func() {
+		defer nsh.Close()
+		defer h.Close()
+		t := time.NewTicker(neighRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			d.mu.Lock()
+			if d.fast != nil {
+				d.fast.refreshAll(netlinkNeigh{h})
+			}
+			d.mu.Unlock()
+		}
+	}()
 }
 
 func (d *Datapath) acquireSrc(local netip.Addr) (*srcSockets, error) {

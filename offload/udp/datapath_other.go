@@ -22,7 +22,7 @@ type PortStats struct {
 	TxTooLarge, TxUnsupportedGSO, TxSendErrors, TxTruncated uint64
 	TxBackpressureWaits, TxSocketDrops                      uint64
 	RxInjectedFrames, RxInjectedBytes, RxInjectErrors       uint64
-	RxFastFrames, RxFastBytes                               uint64
+	RxFastFrames, RxFastBytes, TxFastFrames, TxFastBytes    uint64
 }
 
 // FastPathStats are the counters of the tc-BPF fast path (see the Linux build).

@@ -6,10 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
@@ -43,6 +46,10 @@ type FastPathStats struct {
 	// RxDropChecksum counts datagrams with a bad UDP checksum (dropped by the program);
 	// RxDropError frames dropped because a helper failed half-way.
 	RxDropChecksum, RxDropError uint64
+	// TxFrames and TxBytes count frames the transmit program sent as one-segment messages;
+	// TxDropChecksum CHECKSUM_PARTIAL frames whose layout it cannot sum, TxDropError frames
+	// lost to a failed helper.
+	TxFrames, TxBytes, TxDropChecksum, TxDropError uint64
 }
 
 // add adds o's counters (Loaded is or-ed).
@@ -59,6 +66,10 @@ func (s *FastPathStats) add(o FastPathStats) {
 	s.RxPassOther += o.RxPassOther
 	s.RxDropChecksum += o.RxDropChecksum
 	s.RxDropError += o.RxDropError
+	s.TxFrames += o.TxFrames
+	s.TxBytes += o.TxBytes
+	s.TxDropChecksum += o.TxDropChecksum
+	s.TxDropError += o.TxDropError
 }
 
 // fastObjects are the objects of the fast path in the bpf collection.
@@ -78,10 +89,28 @@ func (o *fastObjects) close() {
 	}
 }
 
+// fastTxObjects are the transmit half's objects, loaded separately (a transmit program the
+// kernel refuses leaves the receive half running); they share the counter maps.
+type fastTxObjects struct {
+	Tx      *ebpf.Program `ebpf:"sclp_udp_tx"`
+	TxSock  *ebpf.Program `ebpf:"sclp_udp_txsock"`
+	TxPorts *ebpf.Map     `ebpf:"udp_tx_ports"`
+}
+
+func (o *fastTxObjects) close() {
+	for _, c := range []interface{ Close() error }{o.Tx, o.TxSock, o.TxPorts} {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+}
+
 // fastPath is one datapath's copy of the fast path: its own unpinned maps, and one TCX
 // ingress link per underlay device in use. Used under Datapath.mu.
 type fastPath struct {
 	objs   fastObjects
+	tx     *fastTxObjects // nil: the transmit half did not load (txErr says why)
+	txErr  error
 	links  map[int]*refLink            // by underlay ifindex
 	locals map[bpf.SclpUdpLocalKey]int // references by local (address, port)
 	keys   map[string]fastPortKeys     // by port name
@@ -99,6 +128,13 @@ type fastPortKeys struct {
 	local    bpf.SclpUdpLocalKey
 	underlay int
 	tunnel   uint32
+	// txLink is the transmit program's link on the tunnel veth (nil: no transmit fast path
+	// for this port); tx is the entry the neighbour refresh writes once the next hop's MAC
+	// is known (Dmac zero until then).
+	txLink link.Link
+	tx     bpf.SclpUdpTxPort
+	peer   netip.Addr
+	txOn   bool
 }
 
 // loadFastPath loads the fast path's program and maps (only those: the mode=ip programs
@@ -113,6 +149,15 @@ func loadFastPath() (*fastPath, error) {
 	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
 		f.objs.close()
 		return nil, fmt.Errorf("load fast path: %w: %v", ErrFastPathUnavailable, err)
+	}
+	var tx fastTxObjects
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+		bpf.SclpMapUdpStats: f.objs.Stats, bpf.SclpMapUdpPortStats: f.objs.PortStats}}
+	if err := spec.LoadAndAssign(&tx, opts); err != nil {
+		tx.close()
+		f.txErr = fmt.Errorf("load fast path transmit: %w: %v", ErrFastPathUnavailable, err)
+	} else {
+		f.tx = &tx
 	}
 	return f, nil
 }
@@ -163,8 +208,56 @@ func (f *fastPath) addPort(spec offload.PortSpec, underlay, tunnel, mtu int) err
 	return nil
 }
 
-// removePort takes the port out of the maps (from then on its traffic takes the socket
-// path) and detaches the program from a device no port uses any more.
+// addTx attaches the transmit program to the tunnel veth and writes the port's entry if
+// the next hop is already resolved (refresh writes it later otherwise). The transmit packet
+// sockets must carry the filter (sockFilter) before the entry exists.
+func (f *fastPath) addTx(spec offload.PortSpec, ul *net.Interface, tunnel int) error {
+	k, ok := f.keys[spec.Name]
+	if !ok || f.tx == nil {
+		return nil
+	}
+	l, err := f.attach(tunnel, f.tx.Tx)
+	if err != nil {
+		return fmt.Errorf("attach fast path transmit to %s: %w: %v", spec.PeerName, ErrFastPathUnavailable, err)
+	}
+	k.txLink, k.peer = l, spec.Peer
+	k.tx = bpf.SclpUdpTxPort{Local: be32(spec.Local), Peer: be32(spec.Peer), Vni: spec.VNI,
+		Ifindex: uint32(ul.Index), MaxFrame: uint32(ul.MTU - txOverhead), Port: spec.DstPort}
+	copy(k.tx.Smac[:], ul.HardwareAddr)
+	f.keys[spec.Name] = k
+	f.refreshPort(spec.Name, netlinkNeigh{})
+	return nil
+}
+
+// txOverhead is what a one-segment message adds to a frame on the underlay, less the
+// Ethernet header the frame already has: IPv4 + UDP + SCLP + VXLAN = 48 (sclp.UDPOverhead +
+// the VXLAN header). A frame of at most MTU - 48 bytes (Ethernet header included) is one
+// segment; the transmit worker's rule (sender.mss) is the same.
+const txOverhead = 20 + 8 + 12 + 8
+
+// sockFilter attaches the transmit packet sockets' filter: the socket skips what the
+// transmit program sends (both decide with the same function and map entry).
+func (f *fastPath) sockFilter(fd int) error {
+	if f.tx == nil {
+		return f.txErr
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.tx.TxSock.FD()); err != nil {
+		return fmt.Errorf("attach fast path socket filter: %w", err)
+	}
+	return nil
+}
+
+// stopRx takes the port out of the receive map: from then on its datagrams take the socket.
+func (f *fastPath) stopRx(name string) {
+	if k, ok := f.keys[name]; ok {
+		_ = f.objs.RxPorts.Delete(k.rx)
+	}
+}
+
+// removePort takes the port out of the maps and detaches its programs (and the receive
+// program from a device no port uses any more). The datapath calls it after the port's
+// transmit sockets are closed: until then the transmit program keeps sending what their
+// filter skips.
 func (f *fastPath) removePort(name string) {
 	k, ok := f.keys[name]
 	if !ok {
@@ -175,6 +268,12 @@ func (f *fastPath) removePort(name string) {
 }
 
 func (f *fastPath) release(k fastPortKeys) {
+	if f.tx != nil {
+		_ = f.tx.TxPorts.Delete(k.tunnel)
+	}
+	if k.txLink != nil {
+		_ = k.txLink.Close()
+	}
 	_ = f.objs.RxPorts.Delete(k.rx)
 	_ = f.objs.PortStats.Delete(k.tunnel)
 	if n, ok := f.locals[k.local]; ok {
@@ -225,6 +324,10 @@ const (
 	ustRxPassOther
 	ustRxDropCsum
 	ustRxDropError
+	ustTxFrames
+	ustTxBytes
+	ustTxDropCsum
+	ustTxDropError
 	ustMax
 )
 
@@ -246,14 +349,90 @@ func (f *fastPath) stats() FastPathStats {
 	s.RxPassGSO, s.RxPassMulti, s.RxPassNoPort = c[ustRxPassGSO], c[ustRxPassMulti], c[ustRxPassNoPort]
 	s.RxPassNoChecksum, s.RxPassOther = c[ustRxPassNoCsum], c[ustRxPassOther]
 	s.RxDropChecksum, s.RxDropError = c[ustRxDropCsum], c[ustRxDropError]
+	s.TxFrames, s.TxBytes = c[ustTxFrames], c[ustTxBytes]
+	s.TxDropChecksum, s.TxDropError = c[ustTxDropCsum], c[ustTxDropError]
 	return s
+}
+
+// neighbours looks up next hops; netlinkNeigh is the real one (in the calling thread's
+// network namespace unless it holds a handle).
+type neighbours interface {
+	nextHop(ifindex int, peer netip.Addr) ([6]byte, bool)
+}
+
+type netlinkNeigh struct{ h *netlink.Handle }
+
+// usable are the neighbour states whose MAC the kernel itself would send to.
+const usable = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
+	netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+func (n netlinkNeigh) nextHop(ifindex int, peer netip.Addr) (mac [6]byte, ok bool) {
+	h := n.h
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	hop := peer
+	if rs, err := h.RouteGet(peer.AsSlice()); err == nil && len(rs) > 0 && rs[0].Gw != nil {
+		if a, ok := netip.AddrFromSlice(rs[0].Gw.To4()); ok {
+			hop = a
+		}
+	}
+	ns, err := h.NeighList(ifindex, netlink.FAMILY_V4)
+	if err != nil {
+		return mac, false
+	}
+	for _, e := range ns {
+		if a, ok := netip.AddrFromSlice(e.IP.To4()); ok && a == hop && e.State&usable != 0 && len(e.HardwareAddr) == 6 {
+			copy(mac[:], e.HardwareAddr)
+			return mac, true
+		}
+	}
+	return mac, false
+}
+
+// refreshPort looks the port's next hop up and writes, updates or removes its transmit
+// entry: with no usable neighbour every frame takes the packet socket, whose kernel send
+// resolves it.
+func (f *fastPath) refreshPort(name string, nb neighbours) {
+	k, ok := f.keys[name]
+	if !ok || k.txLink == nil {
+		return
+	}
+	mac, ok := nb.nextHop(int(k.tx.Ifindex), k.peer)
+	switch {
+	case ok && (!k.txOn || mac != k.tx.Dmac):
+		k.tx.Dmac = mac
+		if f.tx.TxPorts.Update(k.tunnel, k.tx, ebpf.UpdateAny) == nil {
+			k.txOn = true
+		}
+	case !ok && k.txOn:
+		_ = f.tx.TxPorts.Delete(k.tunnel)
+		k.txOn = false
+	}
+	f.keys[name] = k
+}
+
+// refreshAll refreshes every port's transmit entry.
+func (f *fastPath) refreshAll(nb neighbours) {
+	for name := range f.keys {
+		f.refreshPort(name, nb)
+	}
 }
 
 // close detaches every link and closes the objects.
 func (f *fastPath) close() {
+	for _, k := range f.keys {
+		if k.txLink != nil {
+			_ = k.txLink.Close()
+		}
+	}
+	f.keys = map[string]fastPortKeys{}
 	for _, rl := range f.links {
 		_ = rl.l.Close()
 	}
 	f.links = map[int]*refLink{}
+	if f.tx != nil {
+		f.tx.close()
+	}
 	f.objs.close()
 }

@@ -20,12 +20,12 @@ import (
 )
 
 // TestFastPathUDPAndPing: with the fast path on, ping and 1 KB datagrams (one segment each)
-// take the BPF path on the receiving host, arrive intact, and the userspace injection path
-// does not carry them.
+// leave through the transmit program and take the receive program on the receiving host,
+// arrive intact, and neither the workers nor the userspace injection carry them.
 func TestFastPathUDPAndPing(t *testing.T) {
 	p := newPair(t, pairOptions{})
 	p.ping(t)
-	before := p.dps[1].Stats()
+	before, before0 := p.dps[1].Stats(), p.dps[0].Stats()
 	const n = 1000
 	ok, bad, _ := p.udpTransfer(t, n, 1000, 20*time.Microsecond)
 	after := p.dps[1].Stats()
@@ -48,36 +48,67 @@ func TestFastPathUDPAndPing(t *testing.T) {
 	if fast < uint64(ok) {
 		t.Errorf("fast path delivered %d frames, want >= %d", fast, ok)
 	}
+	s0, s1 := before0.Ports["sclp0"], p.dps[0].Stats().Ports["sclp0"]
+	txFast, txWorkers := s1.TxFastFrames-s0.TxFastFrames, s1.TxFrames-s0.TxFrames
+	t.Logf("sender: %d frames by BPF, %d by the workers", txFast, txWorkers)
+	if txFast < uint64(ok) {
+		t.Errorf("transmit fast path sent %d frames, want >= %d", txFast, ok)
+	}
 }
 
 // TestFastPathTCP: a TCP transfer with the fast path on arrives byte-identical; the ACKs
-// (one-segment messages) reach the sending host through BPF, the data (multi-segment
-// messages) the receiving host through userspace injection, and every frame a tunnel port
-// sent arrives exactly once (fast path + injection = frames sent, both ways).
+// (one-segment messages) leave through the transmit program and reach the sending host
+// through the receive program, the data (multi-segment messages) takes the workers and the
+// injection, and every frame a tunnel port sent arrives exactly once (fast path + injection
+// = frames sent by the workers + by the program, both ways). The "tx off" variant turns the
+// underlays' transmit checksum offload off: the kernel then finishes the inner checksum of
+// every CHECKSUM_PARTIAL frame the program encapsulated in software, and the UDP checksum
+// the program computed for it (local checksum offload) must still verify.
 func TestFastPathTCP(t *testing.T) {
+	t.Run("veth", func(t *testing.T) { testFastPathTCP(t, false) })
+	t.Run("tx off", func(t *testing.T) { testFastPathTCP(t, true) })
+}
+
+func testFastPathTCP(t *testing.T, txOff bool) {
 	p := newPair(t, pairOptions{})
+	if txOff {
+		for _, h := range p.hosts[:2] {
+			h.MustRun(t, "ethtool", "-K", h.Underlay, "tx", "off")
+		}
+	}
 	p.ping(t)
 	b0, b1 := p.dps[0].Stats(), p.dps[1].Stats()
 	p.tcpTransfer(t, 4<<20, 64<<10)
 	time.Sleep(200 * time.Millisecond) // the last FIN/ACK in flight
 	a0, a1 := p.dps[0].Stats(), p.dps[1].Stats()
-	d := func(a, b PortStats) (tx, fast, inj uint64) {
-		return a.TxFrames - b.TxFrames, a.RxFastFrames - b.RxFastFrames, a.RxInjectedFrames - b.RxInjectedFrames
+	type counts struct{ tx, txFast, fast, inj uint64 }
+	d := func(a, b PortStats) counts {
+		return counts{a.TxFrames - b.TxFrames, a.TxFastFrames - b.TxFastFrames,
+			a.RxFastFrames - b.RxFastFrames, a.RxInjectedFrames - b.RxInjectedFrames}
 	}
-	tx0, fast0, inj0 := d(a0.Ports["sclp0"], b0.Ports["sclp0"])
-	tx1, fast1, inj1 := d(a1.Ports["sclp1"], b1.Ports["sclp1"])
-	t.Logf("data direction: host 0 sent %d frames; host 1 took %d by BPF, %d by injection", tx0, fast1, inj1)
-	t.Logf("ack direction: host 1 sent %d frames; host 0 took %d by BPF, %d by injection", tx1, fast0, inj0)
+	c0, c1 := d(a0.Ports["sclp0"], b0.Ports["sclp0"]), d(a1.Ports["sclp1"], b1.Ports["sclp1"])
+	t.Logf("data direction: host 0 sent %d frames by workers, %d by BPF; host 1 took %d by BPF, %d by injection", c0.tx, c0.txFast, c1.fast, c1.inj)
+	t.Logf("ack direction: host 1 sent %d frames by workers, %d by BPF; host 0 took %d by BPF, %d by injection", c1.tx, c1.txFast, c0.fast, c0.inj)
 	t.Logf("host 0 fast path %+v", a0.FastPath)
-	if fast0 == 0 || fast0 < tx1/2 {
-		t.Errorf("ACKs: %d of %d frames took the fast path, want most", fast0, tx1)
+	t.Logf("host 1 fast path %+v", a1.FastPath)
+	sent1 := c1.tx + c1.txFast
+	if c0.fast == 0 || c0.fast < sent1/2 {
+		t.Errorf("ACKs: %d of %d frames took the receive fast path, want most", c0.fast, sent1)
 	}
-	if inj1 == 0 {
-		t.Errorf("data: nothing injected on the receiving host")
+	if c1.txFast == 0 || c1.txFast < sent1/2 {
+		t.Errorf("ACKs: %d of %d frames took the transmit fast path, want most", c1.txFast, sent1)
 	}
-	if fast0+inj0 != tx1 || fast1+inj1 != tx0 {
-		t.Errorf("frames lost or duplicated: host 1 sent %d, host 0 delivered %d+%d; host 0 sent %d, host 1 delivered %d+%d",
-			tx1, fast0, inj0, tx0, fast1, inj1)
+	if c1.inj == 0 || c0.tx == 0 {
+		t.Errorf("data: nothing sent by the workers (%d) or injected on the receiving host (%d)", c0.tx, c1.inj)
+	}
+	if c0.fast+c0.inj != sent1 || c1.fast+c1.inj != c0.tx+c0.txFast {
+		t.Errorf("frames lost or duplicated: host 1 sent %d+%d, host 0 delivered %d+%d; host 0 sent %d+%d, host 1 delivered %d+%d",
+			c1.tx, c1.txFast, c0.fast, c0.inj, c0.tx, c0.txFast, c1.fast, c1.inj)
+	}
+	for i, fp := range []FastPathStats{a0.FastPath, a1.FastPath} {
+		if fp.RxDropChecksum != 0 || fp.RxDropError != 0 || fp.TxDropChecksum != 0 || fp.TxDropError != 0 {
+			t.Errorf("host %d: fast path drops %+v", i, fp)
+		}
 	}
 }
 

@@ -43,6 +43,10 @@ type Options struct {
 	// If the program cannot be loaded or attached, the datapath logs it once (Logf) and runs
 	// without it.
 	NoFastPath bool
+	// NoFastPathTx keeps the receive half of the fast path but sends every frame through the
+	// transmit workers (the transmit half: a program on the tunnel veth that sends frames
+	// of one segment itself, which the workers' packet sockets then skip).
+	NoFastPathTx bool
 	// Logf logs the few events worth a line (the fast path not loading); nil uses log.Printf.
 	Logf func(format string, args ...any)
 	// Exec runs a command (used for `ethtool -K DEV gro on`); nil uses os/exec in the calling

@@ -26,6 +26,9 @@ type PortStats struct {
 	// RxFastFrames and RxFastBytes count the one-segment messages the tc-BPF fast path
 	// delivered into the tunnel port (not counted in RxInjected*) and their frame bytes.
 	RxFastFrames, RxFastBytes uint64
+	// TxFastFrames and TxFastBytes count the frames the tc-BPF fast path sent as
+	// one-segment messages (not counted in TxFrames) and their bytes.
+	TxFastFrames, TxFastBytes uint64
 	// TxFramesPerWorker counts the frames each transmit worker (fanout member) sent: how
 	// PACKET_FANOUT_HASH spread the port's flows.
 	TxFramesPerWorker []uint64
@@ -65,6 +68,7 @@ func (d *Datapath) Stats() Stats {
 		if d.fast != nil {
 			c := d.fast.portStats(name)
 			ps.RxFastFrames, ps.RxFastBytes = c.RxFrames, c.RxBytes
+			ps.TxFastFrames, ps.TxFastBytes = c.TxFrames, c.TxBytes
 		}
 		s.Ports[name] = ps
 	}
