@@ -94,11 +94,14 @@ func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
 		metrics string
 		ran     bool
 		db      string
+		after   string
+		marker  string
 	)
 	agent.Action = func(c *ucli.Context) error {
 		ran = true
 		db = c.String("db")
 		metrics = c.String("metrics-address")
+		after, marker = c.String("after-handover"), c.String("retired-marker")
 		if !kubernetes.Enabled(c) {
 			return errors.New("--kubernetes is not set")
 		}
@@ -117,6 +120,9 @@ func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
 	}
 	if metrics != "192.0.2.10:"+cm.Data["metrics-port"] {
 		t.Errorf("--metrics-address parsed to %q, want the pod IP and the ConfigMap's port", metrics)
+	}
+	if after != "retire" || marker == "" {
+		t.Errorf("--after-handover %q --retired-marker %q, want retire and a marker (surge update)", after, marker)
 	}
 	want := kubernetes.Config{NodeName: "node-a", Selector: cm.Data["node-selector"], AddressType: "InternalIP",
 		Bridge: cm.Data["bridge"], Resync: kubernetes.DefaultResync}

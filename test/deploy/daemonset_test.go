@@ -92,11 +92,7 @@ func TestDaemonSetHostAccess(t *testing.T) {
 		t.Errorf("bpffs mount propagation %v, want HostToContainer (Bidirectional needs privileged)", p)
 	}
 
-	us := ds.Spec.UpdateStrategy
-	if us.Type != appsv1.RollingUpdateDaemonSetStrategyType || us.RollingUpdate == nil ||
-		us.RollingUpdate.MaxUnavailable == nil || us.RollingUpdate.MaxUnavailable.IntValue() != 1 {
-		t.Errorf("update strategy %+v, want RollingUpdate maxUnavailable 1", us)
-	}
+	// The update strategy (surge) is checked by TestDaemonSetSurgeUpdate.
 	tolerateAll := false
 	for _, tol := range pod.Tolerations {
 		tolerateAll = tolerateAll || (tol.Operator == corev1.TolerationOpExists && tol.Key == "" && tol.Effect == "")
@@ -147,24 +143,14 @@ func TestDaemonSetWiring(t *testing.T) {
 		t.Errorf("POD_IP is not status.podIP from the downward API")
 	}
 
-	// One metrics port, the same everywhere: ConfigMap, containerPort/hostPort, probes,
-	// scrape annotations, Service.
-	port := map[string]corev1.ContainerPort{}
-	for _, p := range c.Ports {
-		port[p.Name] = p
-		if p.HostPort != 0 && p.HostPort != p.ContainerPort {
-			t.Errorf("port %s: hostPort %d != containerPort %d (hostNetwork needs them equal)", p.Name, p.HostPort, p.ContainerPort)
-		}
+	// One metrics port, the same everywhere: ConfigMap, probes, scrape annotations,
+	// Service (every reference resolves: see resolvePort).
+	metrics, err := strconv.Atoi(cm.Data["metrics-port"])
+	if err != nil {
+		t.Fatalf("ConfigMap metrics-port %q: %v", cm.Data["metrics-port"], err)
 	}
-	metrics := port["metrics"].ContainerPort
-	if strconv.Itoa(int(metrics)) != cm.Data["metrics-port"] {
-		t.Errorf("metrics containerPort %d, ConfigMap metrics-port %q", metrics, cm.Data["metrics-port"])
-	}
-	if a := ds.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(int(metrics)) || a["prometheus.io/path"] != "/metrics" {
+	if a := ds.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(metrics) || a["prometheus.io/path"] != "/metrics" {
 		t.Errorf("scrape annotations %v, want port %d path /metrics", a, metrics)
-	}
-	if udp := port["sclp-udp"]; strconv.Itoa(int(udp.ContainerPort)) != cm.Data["dst-port"] || udp.Protocol != corev1.ProtocolUDP {
-		t.Errorf("sclp-udp port %+v, ConfigMap dst-port %q", udp, cm.Data["dst-port"])
 	}
 	for name, pr := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
 		want := "/healthz"
@@ -175,13 +161,17 @@ func TestDaemonSetWiring(t *testing.T) {
 			t.Errorf("no %s httpGet probe", name)
 			continue
 		}
-		if pr.HTTPGet.Path != want || pr.HTTPGet.Port.String() != "metrics" || pr.HTTPGet.Host != "" {
-			t.Errorf("%s probe %+v, want %s on port metrics of the pod IP", name, pr.HTTPGet, want)
+		port, err := resolvePort(c, pr.HTTPGet.Port)
+		if err != nil {
+			t.Errorf("%s probe: %v", name, err)
+		}
+		if pr.HTTPGet.Path != want || port != metrics || pr.HTTPGet.Host != "" {
+			t.Errorf("%s probe %+v (port %d), want %s on port %d of the pod IP", name, pr.HTTPGet, port, want, metrics)
 		}
 	}
 	svc := b.Services[0]
-	if svc.Spec.Ports[0].TargetPort.String() != "metrics" || svc.Spec.Ports[0].Port != metrics {
-		t.Errorf("Service port %+v, want %d -> metrics", svc.Spec.Ports[0], metrics)
+	if port, err := resolvePort(c, svc.Spec.Ports[0].TargetPort); err != nil || port != metrics || svc.Spec.Ports[0].Port != int32(metrics) {
+		t.Errorf("Service port %+v (target %d, %v), want %d -> %d", svc.Spec.Ports[0], port, err, metrics, metrics)
 	}
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ds.Spec.Template.Labels)) {
 		t.Errorf("Service selector %v does not select the agent pods %v", svc.Spec.Selector, ds.Spec.Template.Labels)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -331,6 +332,9 @@ func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, ku
 			args[i] = "--pin-path=" + pins
 		case strings.HasPrefix(a, "--modes="):
 			args[i] = "--modes=udp"
+		case strings.HasPrefix(a, "--retired-marker="):
+			// The pod's emptyDir: one per started agent, as a new pod gets.
+			args[i] = "--retired-marker=" + filepath.Join(t.TempDir(), "retired")
 		}
 	}
 	args = append(append(args, "--kubeconfig="+kubeconfig), extra...)
