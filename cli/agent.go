@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -214,6 +215,17 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 			handedTo.Store(&to)
 			r.KeepHeartbeat()
 			stop()
+		},
+		Refuse: func(to HandoverRequest) error {
+			if cfg.AfterHandover == AfterHandoverRetire && to.PID == 0 {
+				// An agent of an earlier version (it sends no body): under a DaemonSet, the
+				// restarted container of an old pod that has just handed over to this one.
+				// Handing back would retire this agent for good and leave the ports to a pod
+				// about to be deleted.
+				log.Warn("refusing a handover to an agent of an earlier version (no --after-handover): it would take the ports back from this newer one")
+				return errors.New("refused: this agent retires after a handover (--after-handover=retire) and hands over only to an agent that says who it is (sclp-ovs with --after-handover)")
+			}
+			return nil
 		},
 		Successor: func(to HandoverRequest) func() {
 			log.Info("a successor agent is starting", "successor_pid", to.PID)

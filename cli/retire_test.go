@@ -329,3 +329,48 @@ func TestRetire(t *testing.T) {
 		t.Errorf("marker gone: %v", err)
 	}
 }
+
+// TestRetireRefusesEarlierVersion: an agent that retires after a handover refuses one
+// asked by an agent of an earlier version (no body: it cannot say who it is), which under a
+// DaemonSet is the restarted container of the old pod that just handed over; it carries on.
+// An agent that exits after a handover accepts it, as before.
+func TestRetireRefusesEarlierVersion(t *testing.T) {
+	for _, after := range []string{AfterHandoverRetire, AfterHandoverExit} {
+		t.Run(after, func(t *testing.T) {
+			dir := t.TempDir()
+			sock := filepath.Join(dir, "sclp-ovs-agent.sock")
+			_, done := agentRun(t, dir, AgentConfig{AfterHandover: after}, nil)
+			eventually(t, "the agent's status socket", func() bool { return agentAnswers(sock) })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://agent/v1/handover", nil)
+			resp, err := unixClient(sock).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if after == AfterHandoverExit {
+				if resp.StatusCode != http.StatusAccepted {
+					t.Fatalf("exit mode: bodyless handover %d %q, want 202", resp.StatusCode, b)
+				}
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("exit mode: the agent did not stop after the handover")
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "refused") {
+				t.Fatalf("bodyless handover: %d %q, want 409 refused", resp.StatusCode, b)
+			}
+			if _, err := fetchStatus(ctx, sock); err != nil {
+				t.Errorf("the agent stopped answering after refusing: %v", err)
+			}
+			err = requestHandoverFrom(ctx, sock, HandoverRequest{PID: 5})
+			if err != nil {
+				t.Errorf("handover from a current agent after the refusal: %v", err)
+			}
+		})
+	}
+}

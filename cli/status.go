@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type StatusHandlers struct {
 	// Handover is called once POST /v1/handover has been answered: a successor carries
 	// every port and asks this agent to let go.
 	Handover func(HandoverRequest)
+	// Refuse, if set, is asked first: a non-nil error refuses the handover (409 Conflict
+	// with the error's text; the agent carries on).
+	Refuse func(HandoverRequest) error
 	// Successor, if set, serves POST /v1/successor: a starting successor announces itself
 	// and holds the request open until it has taken over or given up (or died). Successor is
 	// called when the request arrives; the function it returns when the request ends.
@@ -104,6 +108,12 @@ func serveStatusHandlers(path string, h StatusHandlers) (func(), error) {
 	})
 	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
 		req := readHandoverRequest(r)
+		if h.Refuse != nil {
+			if err := h.Refuse(req); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+		}
 		w.WriteHeader(http.StatusAccepted)
 		if h.Handover != nil {
 			h.Handover(req)
@@ -187,8 +197,12 @@ func requestHandoverFrom(ctx context.Context, path string, from HandoverRequest)
 	if err != nil {
 		return err
 	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
+		if m := strings.TrimSpace(string(msg)); m != "" {
+			return fmt.Errorf("%s: %s", resp.Status, m)
+		}
 		return errors.New(resp.Status)
 	}
 	for agentAnswers(path) {
