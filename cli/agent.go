@@ -31,7 +31,9 @@ RUNDIR/sclp-ovs-agent.sock. SIGTERM or SIGINT stops it cleanly and leaves veths,
 pinned state for the next agent to adopt. An agent started while another one runs carries
 every port alongside it and then retires it (POST /v1/handover on the status socket): that
 is the zero-loss restart and upgrade procedure (with mode=udp the datapath lives in the
-agent process, so stop-then-start leaves a gap of about the start-up time).`,
+agent process, so stop-then-start leaves a gap of about the start-up time). The old agent then
+exits, or with --after-handover=retire (a Kubernetes surge update, where the kubelet would
+restart an exited container) stays alive holding nothing until SIGTERM.`,
 		Flags: append([]ucli.Flag{
 			&ucli.DurationFlag{Name: "resync", Value: time.Second, Usage: "re-check the host this often (restores flows after an ovs-vswitchd restart)"},
 			&ucli.StringFlag{Name: "modes", Value: "udp,ip", Usage: "datapath modes to run (comma-separated: udp, ip)"},
