@@ -179,12 +179,23 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		// Another agent runs: carry every port alongside it (the datapaths share the veths'
 		// fanout groups and the UDP reuseport groups), then retire it. Traffic never stops.
 		log.Info("another agent runs; taking over once every port is ready", "status_socket", sock)
-		if err := waitUntil(runCtx, 30*time.Second, r.Ready); err != nil {
+		if err := waitUntil(runCtx, takeoverWait, r.Ready); err != nil {
 			if runCtx.Err() != nil {
 				<-done
 				return nil
 			}
-			log.Warn("not every port is ready after 30 s; taking over anyway (see sclp-ovs show)")
+			if cfg.AfterHandover == AfterHandoverRetire {
+				// Under an orchestrator that retries (a DaemonSet surge update), a successor
+				// that cannot carry what the running agent carries gives up instead: the
+				// update stalls (this pod never becomes ready) rather than breaks ports.
+				if lost := notReadyHere(runCtx, sock, r.Ports()); len(lost) > 0 {
+					stop()
+					<-done
+					return fmt.Errorf("not taking over: %s ready under the running agent but not here after %v (it keeps them)",
+						strings.Join(lost, ", "), takeoverWait)
+				}
+			}
+			log.Warn("not every port is ready after 30 s; taking over anyway (see sclp-ovs show)", "waited", takeoverWait)
 		}
 		// Every port is registered: take traffic alongside the old agent, then retire it
 		// (it leaves the groups, drains and closes: docs/udp-mode.md, "Handover").

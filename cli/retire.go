@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
 )
 
@@ -30,6 +32,34 @@ const (
 // successorWait bounds how long a stop request (SIGTERM) waits for an announced successor
 // to take over: its wait for every port (30 s) plus its handover request (15 s).
 const successorWait = 45 * time.Second
+
+// takeoverWait is how long a successor waits for every port to be ready before it takes
+// over anyway (or, retiring agents, gives up when the running agent has ports ready that it
+// has not: notReadyHere). A variable for tests.
+var takeoverWait = 30 * time.Second
+
+// notReadyHere returns the ports the agent behind sock reports ready that are not ready in
+// mine (sorted; none when its status cannot be read: it is going away).
+func notReadyHere(ctx context.Context, sock string, mine []controller.PortState) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := fetchStatus(ctx, sock)
+	if err != nil {
+		return nil
+	}
+	ready := map[string]bool{}
+	for _, p := range mine {
+		ready[p.Config.Name] = p.Status == controller.StatusReady
+	}
+	var out []string
+	for _, p := range st.Ports {
+		if p.Status == controller.StatusReady && !ready[p.Config.Name] {
+			out = append(out, p.Config.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // successors tracks the successors announced on the status socket (POST /v1/successor)
 // that have not yet taken over or given up.

@@ -166,7 +166,13 @@ func freeAddr(t *testing.T) string {
 // its cancel (the SIGTERM) and its result.
 func agentRun(t *testing.T, dir string, cfg AgentConfig, opened *atomic.Int32) (context.CancelFunc, chan error) {
 	t.Helper()
-	h := newHarness()
+	return agentRunOn(t, dir, cfg, newHarness(), controllertest.NewDatapath(), opened)
+}
+
+// agentRunOn is agentRun on the harness h (its fake OVSDB: agents of one host share it) with
+// the mode=udp datapath dp.
+func agentRunOn(t *testing.T, dir string, cfg AgentConfig, h *harness, dp *controllertest.Datapath, opened *atomic.Int32) (context.CancelFunc, chan error) {
+	t.Helper()
 	d := Deps{Stdout: io.Discard, Stderr: io.Discard, Router: h.router, Links: controllertest.NewLinks(),
 		OpenDB: func(context.Context, string) (DB, error) {
 			if opened != nil {
@@ -176,7 +182,7 @@ func agentRun(t *testing.T, dir string, cfg AgentConfig, opened *atomic.Int32) (
 		},
 		NewAgentDeps: func(context.Context, AgentConfig) (AgentDeps, func(), error) {
 			return AgentDeps{Flows: controllertest.NewFlows(),
-				Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: controllertest.NewDatapath()}}, func() {}, nil
+				Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: dp}}, func() {}, nil
 		},
 		Now: time.Now, Log: slog.New(slog.DiscardHandler)}
 	cfg.DB = "unix:" + filepath.Join(dir, "db.sock")
@@ -373,4 +379,57 @@ func TestRetireRefusesEarlierVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRetiringSuccessorGivesUp: a successor started with --after-handover=retire whose
+// ports do not become ready gives up (error, the running agent keeps forwarding) when the
+// running agent has them ready: a broken update stalls instead of breaking the host. With
+// --after-handover=exit it takes over anyway after the wait, as before.
+func TestRetiringSuccessorGivesUp(t *testing.T) {
+	defer func(w time.Duration) { takeoverWait = w }(takeoverWait)
+	takeoverWait = 300 * time.Millisecond
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "sclp-ovs-agent.sock")
+	h := newHarness()
+	if code := h.run("add-port", "--wait=false", "br-int", "peer=10.0.0.2"); code != ExitOK {
+		t.Fatalf("add-port: %d %s", code, h.stderr.String())
+	}
+	_, oldDone := agentRunOn(t, dir, AgentConfig{AfterHandover: AfterHandoverRetire}, h, controllertest.NewDatapath(), nil)
+	eventually(t, "the running agent's port ready", func() bool {
+		st, err := fetchStatus(context.Background(), sock)
+		return err == nil && len(st.Ports) == 1 && st.Ports[0].Status == "ready"
+	})
+
+	broken := controllertest.NewDatapath()
+	broken.FailEnsure = 1 << 30
+	_, done := agentRunOn(t, dir, AgentConfig{AfterHandover: AfterHandoverRetire}, h, broken, nil)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not taking over: sclp0a000002") {
+			t.Fatalf("broken successor: %v, want it to give up naming sclp0a000002", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broken successor neither gave up nor took over")
+	}
+	select {
+	case err := <-oldDone:
+		t.Fatalf("the running agent stopped: %v", err)
+	default:
+	}
+	if _, err := fetchStatus(context.Background(), sock); err != nil {
+		t.Fatalf("the running agent no longer answers: %v", err)
+	}
+
+	broken = controllertest.NewDatapath()
+	broken.FailEnsure = 1 << 30
+	_, done = agentRunOn(t, dir, AgentConfig{AfterHandover: AfterHandoverExit}, h, broken, nil)
+	eventually(t, "the exit-mode successor to take over anyway", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("exit-mode successor returned: %v", err)
+		default:
+		}
+		st, err := fetchStatus(context.Background(), sock)
+		return err == nil && len(st.Ports) == 1 && st.Ports[0].Status != "ready"
+	})
 }
