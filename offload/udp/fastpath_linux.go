@@ -25,7 +25,7 @@ var ErrFastPathUnavailable = errors.New("udp fast path unavailable")
 // FastPathStats are the counters of the tc-BPF fast path for one-segment messages
 // (offload/bpf udpfast.h), summed over CPUs. Per-port frame counts are in PortStats.
 type FastPathStats struct {
-	// Loaded reports whether the program is loaded (Options.NoFastPath unset and loading
+	// Loaded reports whether the program is loaded (Options.FastPath set and loading
 	// succeeded).
 	Loaded bool
 	// RxFrames and RxBytes count one-segment messages the program delivered into a tunnel

@@ -23,7 +23,7 @@ import (
 // leave through the transmit program and take the receive program on the receiving host,
 // arrive intact, and neither the workers nor the userspace injection carry them.
 func TestFastPathUDPAndPing(t *testing.T) {
-	p := newPair(t, pairOptions{})
+	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
 	p.ping(t)
 	before, before0 := p.dps[1].Stats(), p.dps[0].Stats()
 	const n = 1000
@@ -70,7 +70,7 @@ func TestFastPathTCP(t *testing.T) {
 }
 
 func testFastPathTCP(t *testing.T, txOff bool) {
-	p := newPair(t, pairOptions{})
+	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
 	if txOff {
 		for _, h := range p.hosts[:2] {
 			h.MustRun(t, "ethtool", "-K", h.Underlay, "tx", "off")
@@ -129,7 +129,7 @@ type probe struct {
 // from a source that is no peer and one with a truncated SCLP header are left to the socket,
 // which delivers, counts as unknown peer and counts as short.
 func TestFastPathRejects(t *testing.T) {
-	p := newPair(t, pairOptions{})
+	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
 	p.ping(t)
 	h0, h1 := p.hosts[0], p.hosts[1]
 	for _, vm := range p.vms { // no IPv6 chatter (router solicitations) in the counters
