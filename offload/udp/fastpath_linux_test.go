@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
 	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
 )
@@ -341,5 +343,58 @@ func (c *vmCapture) wait(k int, d time.Duration) (got, csumOK bool) {
 		if got || time.Now().After(end) {
 			return got, ok
 		}
+	}
+}
+
+// fakeNeigh is a next-hop table with one answer.
+type fakeNeigh struct {
+	mac [6]byte
+	ok  bool
+}
+
+func (n *fakeNeigh) nextHop(int, netip.Addr) ([6]byte, bool) { return n.mac, n.ok }
+
+// fakeLink stands for the transmit program's link (only Close is called).
+type fakeLink struct{ link.Link }
+
+func (fakeLink) Close() error { return nil }
+
+// TestFastPathNeighbourRefresh: a port's transmit entry exists exactly while its next hop is
+// resolved, and follows a changed MAC (so that the packet sockets take every frame while
+// the program could not send it).
+func TestFastPathNeighbourRefresh(t *testing.T) {
+	testbed.RequireRoot(t)
+	f, err := loadFastPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	if f.tx == nil {
+		t.Fatalf("transmit half not loaded: %v", f.txErr)
+	}
+	const tunnel = 42
+	f.keys["p"] = fastPortKeys{tunnel: tunnel, txLink: fakeLink{}, peer: netip.MustParseAddr("10.0.0.2"),
+		tx: bpf.SclpUdpTxPort{Ifindex: 3, MaxFrame: 1452}}
+	entry := func() (bpf.SclpUdpTxPort, bool) {
+		var v bpf.SclpUdpTxPort
+		err := f.tx.TxPorts.Lookup(uint32(tunnel), &v)
+		return v, err == nil
+	}
+	nb := &fakeNeigh{}
+	f.refreshPort("p", nb)
+	if _, ok := entry(); ok {
+		t.Fatal("entry written without a next hop")
+	}
+	for _, mac := range [][6]byte{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}} {
+		nb.mac, nb.ok = mac, true
+		f.refreshPort("p", nb)
+		if v, ok := entry(); !ok || v.Dmac != mac || v.MaxFrame != 1452 {
+			t.Fatalf("entry %+v (present %v), want dmac %x", v, ok, mac)
+		}
+	}
+	nb.ok = false
+	f.refreshPort("p", nb)
+	if _, ok := entry(); ok {
+		t.Fatal("entry kept after the next hop went away")
 	}
 }

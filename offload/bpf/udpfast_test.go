@@ -1,0 +1,217 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
+	"github.com/sclp-ovs/sclp-ovs/test/testbed"
+)
+
+// fastObjects are the mode=udp fast path's programs and maps (udpfast.h), loaded alone.
+type fastObjects struct {
+	Rx      *ebpf.Program `ebpf:"sclp_udp_rx"`
+	Tx      *ebpf.Program `ebpf:"sclp_udp_tx"`
+	RxPorts *ebpf.Map     `ebpf:"udp_rx_ports"`
+	TxPorts *ebpf.Map     `ebpf:"udp_tx_ports"`
+	Locals  *ebpf.Map     `ebpf:"udp_locals"`
+	Stats   *ebpf.Map     `ebpf:"udp_stats"`
+}
+
+const (
+	fastPort     = 4795
+	fastTunnel   = 9 // redirect target of sclp_udp_rx (not executed by a test run)
+	fastUnderlay = 7 // redirect target of sclp_udp_tx
+	actNext      = 0xffffffff
+	// Indexes of enum udp_stat.
+	ustRxFrames   = 0
+	ustRxChecked  = 2
+	ustRxPassGSO  = 4
+	ustRxMulti    = 5
+	ustRxNoPort   = 6
+	ustRxDropCsum = 9
+	ustTxFrames   = 11
+)
+
+// loadFast loads the fast path's objects with one port each way: transmit on the test
+// run's device (loopback, ifindex 1) from localB to peerA, receive from peerA to localB.
+func loadFast(tb testing.TB) *fastObjects {
+	tb.Helper()
+	testbed.RequireRoot(tb)
+	spec, err := Spec()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var o fastObjects
+	if err := spec.LoadAndAssign(&o, nil); err != nil {
+		tb.Fatalf("load: %v", err)
+	}
+	tb.Cleanup(func() {
+		for _, c := range []interface{ Close() error }{o.Rx, o.Tx, o.RxPorts, o.TxPorts, o.Locals, o.Stats} {
+			c.Close()
+		}
+	})
+	tx := SclpUdpTxPort{Local: be32(localB), Peer: be32(peerA), Vni: testVNI, Ifindex: fastUnderlay,
+		MaxFrame: 1500 - 48, Port: fastPort, Dmac: macA, Smac: macB}
+	if err := o.TxPorts.Put(uint32(1), tx); err != nil {
+		tb.Fatal(err)
+	}
+	rk := SclpUdpRxKey{Peer: be32(localB), Local: be32(peerA), Vni: testVNI, Port: fastPort}
+	if err := o.RxPorts.Put(rk, SclpUdpRxPort{Ifindex: fastTunnel, Mtu: 1500}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := o.Locals.Put(SclpUdpLocalKey{Addr: be32(peerA), Port: fastPort}, uint32(1)); err != nil {
+		tb.Fatal(err)
+	}
+	return &o
+}
+
+func (o *fastObjects) counter(tb testing.TB, i int) uint64 {
+	tb.Helper()
+	var per []SclpUdpCounters
+	if err := o.Stats.Lookup(uint32(0), &per); err != nil {
+		tb.Fatal(err)
+	}
+	var n uint64
+	for _, c := range per {
+		n += c.C[i]
+	}
+	return n
+}
+
+// checkOuter verifies a datagram sclp_udp_tx built around frame with Go's parsers: MACs,
+// IPv4 header and checksum, UDP ports (the source port is sclp.SourcePort of the frame) and
+// checksum, SCLP header (F, remaining 0, checksum 0), VXLAN and the frame itself.
+func checkOuter(tb testing.TB, out, frame []byte) {
+	tb.Helper()
+	if len(out) != 62+len(frame) {
+		tb.Fatalf("encapsulated %d bytes into %d, want %d", len(frame), len(out), 62+len(frame))
+	}
+	if [6]byte(out[0:6]) != macA || [6]byte(out[6:12]) != macB || binary.BigEndian.Uint16(out[12:]) != 0x0800 {
+		tb.Fatalf("outer Ethernet % x", out[:14])
+	}
+	ip := out[14:34]
+	if ip[0] != 0x45 || ip[9] != 17 || binary.BigEndian.Uint16(ip[2:]) != uint16(len(out)-14) ||
+		binary.BigEndian.Uint16(ip[6:]) != 0x4000 || sclp.Fold(sclp.Sum(ip, 0)) != 0xffff {
+		tb.Fatalf("outer IPv4 % x", ip)
+	}
+	if [4]byte(ip[12:16]) != localB.As4() || [4]byte(ip[16:20]) != peerA.As4() {
+		tb.Fatalf("outer addresses % x", ip[12:20])
+	}
+	udp := out[34:]
+	sport := sclp.SourcePort(frame)
+	if binary.BigEndian.Uint16(udp[0:]) != sport || binary.BigEndian.Uint16(udp[2:]) != fastPort ||
+		binary.BigEndian.Uint16(udp[4:]) != uint16(len(udp)) {
+		tb.Fatalf("UDP header % x, want source port %d (sclp.SourcePort)", udp[:8], sport)
+	}
+	ps := sclp.Sum(ip[12:20], 17+uint64(len(udp)))
+	if sclp.Fold(sclp.Sum(udp, ps)) != 0xffff {
+		tb.Fatalf("UDP checksum does not verify")
+	}
+	var h sclp.Header
+	if err := h.UnmarshalBinary(udp[8:20]); err != nil {
+		tb.Fatal(err)
+	}
+	if !h.First || h.Remaining != 0 || h.SrcPort != sport || h.DstPort != sclp.VXLANPort || h.Checksum != 0 {
+		tb.Fatalf("SCLP header %+v", h)
+	}
+	vni, inner, err := sclp.ParseVXLAN(udp[20:])
+	if err != nil || vni != testVNI {
+		tb.Fatalf("VXLAN: vni %d, %v", vni, err)
+	}
+	equalBytes(tb, "frame", inner, frame)
+}
+
+// TestUDPFastRoundTrip: frames of every size up to the port's max_frame go through
+// sclp_udp_tx (checked by Go's parsers, the flow hash equal to sclp.SourcePort) and back
+// through sclp_udp_rx, which verifies the UDP checksum itself (a test run's skb is
+// CHECKSUM_NONE) and returns the frame with its inner UDP checksum finished; one byte more
+// than max_frame is left to the packet socket.
+func TestUDPFastRoundTrip(t *testing.T) {
+	o := loadFast(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 64 {
+		n := 60 + r.IntN(1500-48-60+1)
+		if i == 0 {
+			n = 1500 - 48
+		}
+		frame := innerFrame(r, n) // inner UDP checksum random: not finished
+		ret, out := run(t, o.Tx, frame)
+		if ret != actRedirect {
+			t.Fatalf("%d-byte frame: tx verdict %d", n, ret)
+		}
+		checkOuter(t, out, frame)
+		ret, back := run(t, o.Rx, out)
+		if ret != actRedirect {
+			t.Fatalf("%d-byte frame: rx verdict %d", n, ret)
+		}
+		if len(back) != n {
+			t.Fatalf("rx returned %d bytes, want %d", len(back), n)
+		}
+		equalBytes(t, "inner headers", back[:40], frame[:40])
+		equalBytes(t, "inner payload", back[42:], frame[42:])
+		ip, udp := back[14:34], back[34:]
+		ps := sclp.Sum(ip[12:20], 17+uint64(len(udp)))
+		if sclp.Fold(sclp.Sum(udp, ps)) != 0xffff {
+			t.Fatalf("%d-byte frame: inner UDP checksum not finished", n)
+		}
+	}
+	if got := o.counter(t, ustTxFrames); got != 64 {
+		t.Errorf("tx frames %d, want 64", got)
+	}
+	if got, chk := o.counter(t, ustRxFrames), o.counter(t, ustRxChecked); got != 64 || chk != 64 {
+		t.Errorf("rx frames %d, checksums checked %d, want 64 and 64", got, chk)
+	}
+	if ret, _ := run(t, o.Tx, innerFrame(r, 1500-48+1)); ret != actNext {
+		t.Errorf("a frame above max_frame: tx verdict %d, want TC_ACT_UNSPEC", ret)
+	}
+}
+
+// TestUDPFastRxRefuses: what sclp_udp_rx leaves to the socket or drops, by counter.
+func TestUDPFastRxRefuses(t *testing.T) {
+	o := loadFast(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	frame := innerFrame(r, 300)
+	_, good := run(t, o.Tx, frame)
+	good = append([]byte(nil), good...)
+	fixUDP := func(p []byte) {
+		udp := p[34:]
+		udp[6], udp[7] = 0, 0
+		c := ^sclp.Fold(sclp.Sum(udp, sclp.Sum(p[26:34], 17+uint64(len(udp)))))
+		binary.BigEndian.PutUint16(udp[6:], c)
+	}
+	cases := []struct {
+		name    string
+		edit    func(p []byte)
+		gso     bool
+		verdict uint32
+		counter int
+	}{
+		{"bad UDP checksum", func(p []byte) { p[len(p)-1] ^= 0xff }, false, actShot, ustRxDropCsum},
+		{"multi-segment", func(p []byte) { p[51] = 1; fixUDP(p) }, false, actNext, ustRxMulti},
+		{"unknown VNI", func(p []byte) { p[60]++; fixUDP(p) }, false, actNext, ustRxNoPort},
+		{"GRO-merged", func(p []byte) {}, true, actNext, ustRxPassGSO},
+	}
+	for _, c := range cases {
+		p := append([]byte(nil), good...)
+		c.edit(p)
+		before := o.counter(t, c.counter)
+		opts := ebpf.RunOptions{Data: p, DataOut: make([]byte, len(p)+256)}
+		if c.gso {
+			var ctx [192]byte // struct __sk_buff: gso_segs at 164, gso_size at 176
+			binary.LittleEndian.PutUint32(ctx[164:], 2)
+			binary.LittleEndian.PutUint32(ctx[176:], 100)
+			opts.Context = ctx[:]
+		}
+		ret, err := o.Rx.Run(&opts)
+		if err != nil {
+			t.Fatalf("%s: run: %v", c.name, err)
+		}
+		if ret != c.verdict || o.counter(t, c.counter) != before+1 {
+			t.Errorf("%s: verdict %#x (want %#x), counter %d -> %d", c.name, ret, c.verdict, before, o.counter(t, c.counter))
+		}
+	}
+}
