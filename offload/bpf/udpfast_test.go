@@ -215,3 +215,101 @@ func TestUDPFastRxRefuses(t *testing.T) {
 		}
 	}
 }
+
+// l4Frame builds an Ethernet frame with an IPv4 or IPv6 header, protocol proto and an L4
+// part of n random bytes whose checksum field (TCP or UDP) holds garbage.
+func l4Frame(r *rand.Rand, v6 bool, proto uint8, n int) []byte {
+	ipl := 20
+	et := uint16(0x0800)
+	if v6 {
+		ipl, et = 40, 0x86dd
+	}
+	f := make([]byte, 14+ipl+n)
+	for i := range f {
+		f[i] = byte(r.Uint32())
+	}
+	copy(f[0:6], []byte{0x02, 1, 2, 3, 4, 5})
+	copy(f[6:12], []byte{0x02, 6, 7, 8, 9, 10})
+	binary.BigEndian.PutUint16(f[12:], et)
+	ip := f[14 : 14+ipl]
+	if v6 {
+		ip[0], ip[1], ip[2], ip[3] = 0x60, 0, 0, 0
+		binary.BigEndian.PutUint16(ip[4:], uint16(n))
+		ip[6], ip[7] = proto, 64
+	} else {
+		ip[0], ip[1] = 0x45, 0
+		binary.BigEndian.PutUint16(ip[2:], uint16(20+n))
+		binary.BigEndian.PutUint16(ip[6:], 0x4000)
+		ip[8], ip[9], ip[10], ip[11] = 64, proto, 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^sclp.Fold(sclp.Sum(ip, 0)))
+	}
+	if proto == 17 {
+		binary.BigEndian.PutUint16(f[14+ipl+4:], uint16(n))
+	}
+	return f
+}
+
+// l4OK reports whether the TCP/UDP checksum of a frame from l4Frame verifies.
+func l4OK(f []byte, v6 bool, proto uint8) bool {
+	ipl, addrs := 20, f[26:34]
+	if v6 {
+		ipl, addrs = 40, f[22:54]
+	}
+	l4 := f[14+ipl:]
+	return sclp.Fold(sclp.Sum(l4, sclp.Sum(addrs, uint64(proto)+uint64(len(l4))))) == 0xffff
+}
+
+// TestUDPFastRxInnerChecksums: sclp_udp_rx finishes the inner TCP and UDP checksums of IPv4
+// and IPv6 frames (a sender that read them CHECKSUM_PARTIAL sent the field unfinished),
+// delivers ICMP and ARP frames untouched, and leaves to the socket what it cannot finish
+// (IPv6 with a hop-by-hop header, VLAN-tagged frames).
+func TestUDPFastRxInnerChecksums(t *testing.T) {
+	o := loadFast(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	opts := sclp.PacketOptions{DstMAC: macB, SrcMAC: macA, Src: localB, Dst: peerA, UDPDstPort: fastPort}
+	for _, c := range []struct {
+		name   string
+		v6     bool
+		proto  uint8
+		n      int
+		finish bool   // the L4 checksum must verify afterwards
+		want   uint32 // verdict
+		edit   func(f []byte)
+	}{
+		{"ipv4 tcp", false, 6, 32, true, actRedirect, nil},
+		{"ipv4 tcp odd", false, 6, 1001, true, actRedirect, nil},
+		{"ipv4 udp", false, 17, 333, true, actRedirect, nil},
+		{"ipv6 tcp", true, 6, 700, true, actRedirect, nil},
+		{"ipv6 udp", true, 17, 41, true, actRedirect, nil},
+		{"ipv4 icmp", false, 1, 64, false, actRedirect, nil},
+		{"ipv6 hop-by-hop", true, 0, 64, false, actNext, nil},
+		{"vlan", false, 6, 64, false, actNext, func(f []byte) { binary.BigEndian.PutUint16(f[12:], 0x8100) }},
+	} {
+		frame := l4Frame(r, c.v6, c.proto, c.n)
+		if c.edit != nil {
+			c.edit(frame)
+		}
+		pkt, err := sclp.AppendPacket(nil, opts, sclp.Header{SrcPort: 50000, DstPort: sclp.VXLANPort, ID: 2, First: true},
+			message(testVNI, frame))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ret, out := run(t, o.Rx, pkt)
+		if ret != c.want {
+			t.Errorf("%s: verdict %#x, want %#x", c.name, ret, c.want)
+			continue
+		}
+		if ret != actRedirect {
+			continue
+		}
+		if len(out) != len(frame) {
+			t.Fatalf("%s: %d bytes delivered, want %d", c.name, len(out), len(frame))
+		}
+		if c.finish && !l4OK(out, c.v6, c.proto) {
+			t.Errorf("%s: inner checksum not finished", c.name)
+		}
+		if !c.finish {
+			equalBytes(t, c.name, out, frame)
+		}
+	}
+}
