@@ -8,10 +8,16 @@ import "github.com/sclp-ovs/sclp-ovs/offload/sclp"
 // included). It returns 0 when b is a single segment.
 //
 // A candidate L is accepted only if every header at a multiple of L carries the first
-// header's ports and continues the chain: the same identification without F and
-// remaining = previous remaining - this segment's payload length, or, right after a segment
-// with remaining 0, a first segment (F) of another message. A single segment whose payload happens to satisfy
-// that for the whole payload is, for practical purposes, impossible.
+// header's ports and fits the messages seen so far in b: a segment of a message already seen
+// in b continues it (same identification, no F, and its remaining count a whole number of
+// L-byte segments below that message's previous remaining minus this segment's payload: the
+// sender may keep some of a message's segments for its next send); a first segment (F) starts a message not seen
+// before; a segment of a message not seen yet without F continues one that began in an
+// earlier datagram. A sender that packs the segments of consecutive messages into one UDP GSO
+// send (offload/udp: the held end of one message, then the next message's segments, then the
+// first one's short last segment) interleaves up to three messages; more is not accepted. A
+// single segment whose payload happens to satisfy that for the whole payload is, for
+// practical purposes, impossible.
 func splitGRO(b []byte) int {
 	var h0 sclp.Header
 	if h0.UnmarshalBinary(b) != nil {
@@ -29,22 +35,48 @@ func splitGRO(b []byte) int {
 	return 0
 }
 
-// chainOK checks that b is segments of length l (the last may be shorter) forming a chain.
+// maxInterleaved is how many messages one batch may interleave (see splitGRO).
+const maxInterleaved = 3
+
+// chainOK checks that b is segments of length l (the last may be shorter), each continuing a
+// message seen before it in b, starting one, or continuing one from an earlier datagram.
 func chainOK(b []byte, l int) bool {
-	var prev sclp.Header
-	_ = prev.UnmarshalBinary(b)
+	var msgs [maxInterleaved]struct {
+		id  uint32
+		rem int
+	}
+	n := 0
+	var h0 sclp.Header
+	_ = h0.UnmarshalBinary(b)
+	msgs[0].id, msgs[0].rem = h0.ID, int(h0.Remaining)
+	n = 1
 	for off := l; off < len(b); off += l {
 		var h sclp.Header
-		if h.UnmarshalBinary(b[off:]) != nil || h.SrcPort != prev.SrcPort || h.DstPort != prev.DstPort {
+		if h.UnmarshalBinary(b[off:]) != nil || h.SrcPort != h0.SrcPort || h.DstPort != h0.DstPort {
 			return false
 		}
 		chunk := min(l, len(b)-off) - sclp.HeaderLen // this segment's payload
-		sameMessage := !h.First && h.ID == prev.ID && int(prev.Remaining)-chunk == int(h.Remaining)
-		nextMessage := h.First && prev.Remaining == 0 && h.ID != prev.ID
-		if !sameMessage && !nextMessage {
-			return false
+		seen := -1
+		for i := range n {
+			if msgs[i].id == h.ID {
+				seen = i
+			}
 		}
-		prev = h
+		switch {
+		case seen >= 0:
+			// A later segment of the message: its offset is a whole number of segments
+			// after the previous one's (the sender may hold some back for its next send).
+			gap := msgs[seen].rem - chunk - int(h.Remaining)
+			if h.First || gap < 0 || gap%(l-sclp.HeaderLen) != 0 {
+				return false
+			}
+			msgs[seen].rem = int(h.Remaining)
+		case n == maxInterleaved:
+			return false
+		default:
+			msgs[n].id, msgs[n].rem = h.ID, int(h.Remaining)
+			n++
+		}
 	}
 	return true
 }

@@ -62,3 +62,37 @@ func TestSplitGRORejectsLookalikes(t *testing.T) {
 		t.Fatalf("lookalike split at %d", l)
 	}
 }
+
+// TestRunSplitsPackedBatches: a batch as offload/udp's packing sends it (the held end of
+// message X, then Y's first segments, then X's short last segment; then Y's rest) is split
+// and both messages reassemble.
+func TestRunSplitsPackedBatches(t *testing.T) {
+	const mss = 1500 - sclp.UDPOverhead
+	x, y := vxlanMessage(1, 5*mss+100), vxlanMessage(2, 4*mss+200)
+	xs := sclpSegments(t, x, mss, 0x10, true) // 5 full + 1 short
+	ys := sclpSegments(t, y, mss, 0x12, true) // 4 full + 1 short
+	c := newCapture(t)
+	c.add(0, udpBatch(t, xs[:3]))
+	// X's fourth full segment waits for the last batch: X's short one arrives before it.
+	b := append(append(append([][]byte{}, xs[4]), ys[:3]...), xs[5])
+	c.add(time.Millisecond, udpBatch(t, b))
+	c.add(time.Millisecond, udpBatch(t, append([][]byte{xs[3]}, ys[3:]...)))
+	var msgs []*Message
+	sum, err := Run(&c.buf, Options{UDPPort: 4795}, func(e Event) {
+		if m, ok := e.(*Message); ok {
+			msgs = append(msgs, m)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Segments != len(xs)+len(ys) || sum.Messages != 2 || len(sum.Drops) != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if msgs[0].SHA256 != hash(x) || msgs[1].SHA256 != hash(y) {
+		t.Fatalf("messages %+v %+v", msgs[0], msgs[1])
+	}
+	if l := splitGRO(bytes.Join(b, nil)); l != sclp.HeaderLen+mss {
+		t.Fatalf("packed batch split at %d", l)
+	}
+}
