@@ -7,14 +7,22 @@ import (
 	"sort"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
+	"github.com/sclp-ovs/sclp-ovs/offload/sclp"
 	"github.com/sclp-ovs/sclp-ovs/offload/udp"
 )
 
 // FromUDP converts the mode=udp datapath's counters to DatapathStats. Transmit counters,
-// delivered frames (path "userspace"), transmit drops and injection errors are per port and
-// labelled with the port's peer from peers (port name -> peer address; "" when absent).
-// Receive segments, bytes, merges and reassembly drops are per listening socket group, so
-// they carry no port label.
+// delivered frames (path "userspace", and "kernel" for the tc-BPF fast path), transmit drops
+// and injection errors are per port and labelled with the port's peer from peers (port name
+// -> peer address; "" when absent). Receive segments, bytes, merges and reassembly drops are
+// per listening socket group, so they carry no port label.
+//
+// What the fast path carries (udp.Options.FastPath: one-segment messages sent and received
+// by tc-BPF) is counted like the socket path's: a frame it sends is a frame, a message and a
+// segment; one it delivers is a segment and a message received (no port label, like the
+// socket path's) and a frame delivered on path "kernel" (per port). Its receive bytes are
+// counted as the socket path counts them, UDP payload bytes: the inner frame plus the SCLP and
+// VXLAN headers.
 func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 	out := DatapathStats{Reassembly: reassembly(s.Reassembly)}
 	names := make([]string, 0, len(s.Ports))
@@ -27,13 +35,18 @@ func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 		if a, ok := peers[name]; ok && a.IsValid() {
 			peer = a.String()
 		}
-		out.Add(TxFrames, name, peer, p.TxFrames)
-		out.Add(TxMessages, name, peer, p.TxMessages)
-		out.Add(TxSegments, name, peer, p.TxSegments)
-		out.Add(TxBytes, name, peer, p.TxBytes)
+		out.Add(TxFrames, name, peer, p.TxFrames+p.TxFastFrames)
+		out.Add(TxMessages, name, peer, p.TxMessages+p.TxFastFrames)
+		out.Add(TxSegments, name, peer, p.TxSegments+p.TxFastFrames)
+		out.Add(TxBytes, name, peer, p.TxBytes+p.TxFastBytes)
 		out.Samples = append(out.Samples,
 			Sample{Counter: RxFrames, Port: name, Peer: peer, Path: PathUserspace, Value: p.RxInjectedFrames},
 			Sample{Counter: RxFrameBytes, Port: name, Peer: peer, Path: PathUserspace, Value: p.RxInjectedBytes})
+		if s.FastPath.Loaded {
+			out.Samples = append(out.Samples,
+				Sample{Counter: RxFrames, Port: name, Peer: peer, Path: PathKernel, Value: p.RxFastFrames},
+				Sample{Counter: RxFrameBytes, Port: name, Peer: peer, Path: PathKernel, Value: p.RxFastBytes})
+		}
 		for _, d := range []struct {
 			dir, reason string
 			v           uint64
@@ -48,11 +61,26 @@ func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 			out.Samples = append(out.Samples, Sample{Counter: Drops, Port: name, Peer: peer, Direction: d.dir, Reason: d.reason, Value: d.v})
 		}
 	}
-	out.Add(RxSegments, "", "", s.RxSegments)
-	out.Add(RxBytes, "", "", s.RxBytes)
-	out.Add(RxMessages, "", "", s.Reassembly.Reassembly.Completed)
+	fp := s.FastPath
+	out.Add(RxSegments, "", "", s.RxSegments+fp.RxFrames)
+	out.Add(RxBytes, "", "", s.RxBytes+fp.RxBytes+fp.RxFrames*(sclp.HeaderLen+sclp.VXLANHeaderLen))
+	out.Add(RxMessages, "", "", s.Reassembly.Reassembly.Completed+fp.RxFrames)
 	out.Add(RxMerged, "", "", merged(s.Reassembly.Reassembly))
 	out.Samples = appendReassemblyDrops(out.Samples, s.Reassembly)
+	if fp.Loaded {
+		// The fast path's own drops (no port: the programs count per datapath).
+		for _, d := range []struct {
+			dir, reason string
+			v           uint64
+		}{
+			{DirectionRx, "bad_checksum", fp.RxDropChecksum},
+			{DirectionRx, "error", fp.RxDropError},
+			{DirectionTx, "csum", fp.TxDropChecksum},
+			{DirectionTx, "error", fp.TxDropError},
+		} {
+			out.Samples = append(out.Samples, Sample{Counter: Drops, Direction: d.dir, Reason: d.reason, Value: d.v})
+		}
+	}
 	return out
 }
 

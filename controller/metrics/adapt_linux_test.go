@@ -70,3 +70,64 @@ sclp_ovs_rx_merged_messages_total{mode="udp",peer="",port=""} 60
 		t.Error("mode=udp has no kernel exceptions, but FromUDP reported some")
 	}
 }
+
+// TestFromUDPFastPath: what the tc-BPF fast path carries counts like the socket path's
+// traffic (frames, messages, segments sent; segments, bytes, messages received) and its
+// deliveries appear on path "kernel"; its drops are exported.
+func TestFromUDPFastPath(t *testing.T) {
+	var s udp.Stats
+	s.Ports = map[string]udp.PortStats{
+		"sclp0": {TxFrames: 10, TxMessages: 10, TxSegments: 450, TxBytes: 650_000, TxFastFrames: 7, TxFastBytes: 700,
+			RxInjectedFrames: 9, RxInjectedBytes: 585_000, RxFastFrames: 6, RxFastBytes: 600},
+	}
+	s.RxSegments, s.RxBytes = 405, 586_000
+	s.Reassembly.Reassembly.Completed = 9
+	s.FastPath = udp.FastPathStats{Loaded: true, RxFrames: 6, RxBytes: 600, RxDropChecksum: 3, TxDropError: 1}
+	st := FromUDP(s, map[string]netip.Addr{"sclp0": netip.MustParseAddr("10.0.0.2")})
+	want := `
+# HELP sclp_ovs_tx_frames_total Inner frames taken from tunnel ports for transmission.
+# TYPE sclp_ovs_tx_frames_total counter
+sclp_ovs_tx_frames_total{mode="udp",peer="10.0.0.2",port="sclp0"} 17
+# HELP sclp_ovs_tx_segments_total SCLP segments sent on the underlay.
+# TYPE sclp_ovs_tx_segments_total counter
+sclp_ovs_tx_segments_total{mode="udp",peer="10.0.0.2",port="sclp0"} 457
+# HELP sclp_ovs_tx_bytes_total Inner frame bytes sent through the tunnel.
+# TYPE sclp_ovs_tx_bytes_total counter
+sclp_ovs_tx_bytes_total{mode="udp",peer="10.0.0.2",port="sclp0"} 650700
+# HELP sclp_ovs_rx_frames_total Inner frames delivered into tunnel ports, by delivery path (kernel or userspace).
+# TYPE sclp_ovs_rx_frames_total counter
+sclp_ovs_rx_frames_total{mode="udp",path="kernel",peer="10.0.0.2",port="sclp0"} 6
+sclp_ovs_rx_frames_total{mode="udp",path="userspace",peer="10.0.0.2",port="sclp0"} 9
+# HELP sclp_ovs_rx_segments_total SCLP segments received from the underlay.
+# TYPE sclp_ovs_rx_segments_total counter
+sclp_ovs_rx_segments_total{mode="udp",peer="",port=""} 411
+# HELP sclp_ovs_rx_bytes_total Underlay bytes of the SCLP segments received (mode=udp: UDP payloads; mode=ip: Ethernet frames).
+# TYPE sclp_ovs_rx_bytes_total counter
+sclp_ovs_rx_bytes_total{mode="udp",peer="",port=""} 586720
+# HELP sclp_ovs_rx_messages_total SCLP messages received whole (single-segment, or reassembled from segments).
+# TYPE sclp_ovs_rx_messages_total counter
+sclp_ovs_rx_messages_total{mode="udp",peer="",port=""} 15
+`
+	reg := gatherStats(t, offload.ModeUDP, st)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sclp_ovs_tx_frames_total", "sclp_ovs_tx_segments_total",
+		"sclp_ovs_tx_bytes_total", "sclp_ovs_rx_frames_total", "sclp_ovs_rx_segments_total", "sclp_ovs_rx_bytes_total",
+		"sclp_ovs_rx_messages_total"); err != nil {
+		t.Fatal(err)
+	}
+	// The collector sums samples with the same labels (the reassembler reports
+	// bad_checksum too).
+	sum := func(dir, reason string) (v uint64) {
+		for _, smp := range st.Samples {
+			if smp.Counter == Drops && smp.Direction == dir && smp.Reason == reason {
+				v += smp.Value
+			}
+		}
+		return v
+	}
+	if v := sum(DirectionRx, "bad_checksum"); v != 3 {
+		t.Errorf("rx bad_checksum %d, want 3 (the fast path's)", v)
+	}
+	if v := sum(DirectionTx, "error"); v != 1 {
+		t.Errorf("tx error %d, want 1 (the fast path's)", v)
+	}
+}
