@@ -398,3 +398,35 @@ func TestFastPathNeighbourRefresh(t *testing.T) {
 		t.Fatal("entry kept after the next hop went away")
 	}
 }
+
+// TestFastPathUnavailable: when the programs cannot be loaded, each datapath logs it once
+// (not per port) and runs on the socket path: ping and one-segment datagrams still arrive.
+func TestFastPathUnavailable(t *testing.T) {
+	orig := loadFast
+	loadFast = func() (*fastPath, error) { return nil, fmt.Errorf("test: %w", ErrFastPathUnavailable) }
+	t.Cleanup(func() { loadFast = orig })
+	var mu sync.Mutex
+	var logs []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logs = append(logs, fmt.Sprintf(format, args...))
+	}
+	p := newPair(t, pairOptions{opts: Options{FastPath: true, Logf: logf}})
+	p.ping(t)
+	ok, bad, _ := p.udpTransfer(t, 200, 1000, 50*time.Microsecond)
+	if bad != 0 || ok < 190 {
+		t.Fatalf("udp 1000 B without the fast path: %d intact, %d corrupt of 200", ok, bad)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("logged: %q", logs)
+	if len(logs) != 2 { // one per datapath (two hosts)
+		t.Errorf("%d log lines, want one per datapath (2)", len(logs))
+	}
+	for _, dp := range p.dps {
+		if st := dp.Stats(); st.FastPath.Loaded || st.Ports[p.specs[0].Name].RxFastFrames != 0 {
+			t.Errorf("fast path counters with the fast path unavailable: %+v", st.FastPath)
+		}
+	}
+}
