@@ -14,7 +14,11 @@
  * without UDP checksum, and frames this program cannot finish (VLAN, IPv6 extension headers,
  * first IPv4 fragments, SCTP). A datagram with a bad UDP checksum is dropped and counted.
  *
- * It uses only its own, unpinned maps: every mode=udp datapath loads its own copy. */
+ * sclp_udp_tx (TCX ingress of a tunnel port's datapath-side veth) sends the frames that fit
+ * one segment as one-segment messages itself, and sclp_udp_txsock, the filter of the port's
+ * transmit packet sockets, skips exactly those (both decide with uf_tx_port); see there.
+ *
+ * They use only their own, unpinned maps: every mode=udp datapath loads its own copy. */
 #ifndef SCLP_UDPFAST_H
 #define SCLP_UDPFAST_H
 
