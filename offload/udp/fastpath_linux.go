@@ -105,8 +105,10 @@ func (o *fastTxObjects) close() {
 	}
 }
 
-// fastPath is one datapath's copy of the fast path: its own unpinned maps, and one TCX
-// ingress link per underlay device in use. Used under Datapath.mu.
+// fastPath is one datapath's copy of the fast path: its own unpinned maps, one TCX ingress
+// link of the receive program per underlay device in use and one of the transmit program
+// per tunnel veth (TCX only: without it the datapath runs on the socket path). Used under
+// Datapath.mu.
 type fastPath struct {
 	objs   fastObjects
 	tx     *fastTxObjects // nil: the transmit half did not load (txErr says why)
@@ -137,8 +139,9 @@ type fastPortKeys struct {
 	txOn   bool
 }
 
-// loadFastPath loads the fast path's program and maps (only those: the mode=ip programs
-// of the same collection are not loaded).
+// loadFastPath loads the fast path's programs and maps (only those: the mode=ip programs
+// of the same collection are not loaded); the transmit half separately, so that a refused
+// transmit program leaves the receive half (f.txErr says why).
 func loadFastPath() (*fastPath, error) {
 	spec, err := bpf.LoadSclp()
 	if err != nil {
