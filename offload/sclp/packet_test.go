@@ -2,6 +2,7 @@ package sclp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -204,5 +205,63 @@ func TestParsePartialUDPChecksum(t *testing.T) {
 	pkt[IPv4HeaderLen+7]++
 	if _, err := ParsePacket(pkt, ParseOptions{UDPPort: 4795, Verify: true, AcceptPartial: true}); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("wrong checksum accepted: %v", err)
+	}
+}
+
+// TestParseLocalChecksumOffload: a one-segment UDP-mode message whose inner TCP checksum was
+// left for offload (the field holds the inner pseudo-header sum) while the outer UDP checksum
+// was computed for the finished frame, as the mode=udp fast path and kernel VXLAN send a
+// CHECKSUM_PARTIAL frame and a veth capture shows it, is accepted with AcceptPartial (marked
+// PartialChecksum) and refused without it; a corrupted header byte is refused either way.
+func TestParseLocalChecksumOffload(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	isrc, idst := netip.MustParseAddr("192.168.1.1"), netip.MustParseAddr("192.168.1.2")
+	// VXLAN + Ethernet + IPv4 + TCP (20 bytes) + 100 bytes of payload, inner checksum finished.
+	tcpLen := 20 + 100
+	msg := make([]byte, VXLANHeaderLen+14+20+tcpLen)
+	PutVXLAN(msg, 7)
+	f := msg[VXLANHeaderLen:]
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+tcpLen))
+	copy(ip[12:], isrc.AsSlice())
+	copy(ip[16:], idst.AsSlice())
+	binary.BigEndian.PutUint16(ip[10:], ^Fold(Sum(ip[:20], 0)))
+	tcp := ip[20:]
+	tcp[12] = 5 << 4
+	for i := 20; i < tcpLen; i++ {
+		tcp[i] = byte(i * 7)
+	}
+	ipseudo := pseudoSum(isrc, idst, 6, tcpLen)
+	binary.BigEndian.PutUint16(tcp[16:], ^Fold(Sum(tcp, ipseudo)))
+	pkt, err := AppendPacket(nil, PacketOptions{NoEthernet: true, Src: src, Dst: dst, UDPDstPort: 4795},
+		Header{SrcPort: 50000, DstPort: VXLANPort, ID: 2, First: true}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := ParseOptions{UDPPort: 4795, Verify: true}
+	if _, err := ParsePacket(pkt, o); err != nil {
+		t.Fatalf("finished frame: %v", err)
+	}
+	// Leave the inner checksum for offload: the field holds the folded pseudo-header sum.
+	lco := append([]byte(nil), pkt...)
+	innerTCP := lco[len(lco)-tcpLen:]
+	binary.BigEndian.PutUint16(innerTCP[16:], Fold(ipseudo))
+	if _, err := ParsePacket(lco, o); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("partial inner checksum without AcceptPartial: %v, want ErrChecksum", err)
+	}
+	o.AcceptPartial = true
+	p, err := ParsePacket(lco, o)
+	if err != nil || !p.PartialChecksum {
+		t.Fatalf("partial inner checksum with AcceptPartial: %v (partial %v)", err, p.PartialChecksum)
+	}
+	// The outer checksum of such a frame covers everything before the inner TCP segment (the
+	// finished segment sums to 0xFFFF whatever it holds, which is why the frame is marked
+	// unverified): a corrupted inner IP header is refused.
+	bad := append([]byte(nil), lco...)
+	bad[len(bad)-tcpLen-20+8] ^= 0x40 // inner TTL
+	if _, err := ParsePacket(bad, o); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("corrupted inner header: %v, want ErrChecksum", err)
 	}
 }

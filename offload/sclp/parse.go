@@ -47,7 +47,9 @@ type ParseOptions struct {
 	Verify bool
 	// AcceptPartial accepts, unverified, a UDP checksum field that holds exactly the folded
 	// pseudo-header sum: what a capture shows for a packet whose checksum a NIC (or veth,
-	// which never finalises it) was left to compute. For capture analysis only.
+	// which never finalises it) was left to compute; and a one-segment message whose inner
+	// TCP/UDP checksum was left for offload while the outer one was computed for the finished
+	// frame (local checksum offload). For capture analysis only.
 	AcceptPartial bool
 }
 
@@ -187,9 +189,63 @@ func parseUDP(p Packet, l4 []byte, o ParseOptions) (Packet, error) {
 	if Fold(Sum(l4, pseudo)) == 0xFFFF {
 		return p, nil
 	}
-	if o.AcceptPartial && csum == Fold(pseudo) {
+	if o.AcceptPartial && (csum == Fold(pseudo) || p.Header.First && p.Header.Remaining == 0 && offloadedInner(l4, pseudo)) {
 		p.PartialChecksum = true
 		return p, nil
 	}
 	return p, fmt.Errorf("parse udp: checksum %#04x: %w", csum, ErrChecksum)
+}
+
+// offloadedInner reports whether the UDP datagram l4 (a whole message: VXLAN and an inner
+// Ethernet frame after the SCLP header) carries an inner TCP or UDP checksum left for
+// offload (the field holds the inner pseudo-header sum) and an outer UDP checksum computed
+// as if that inner one were finished: local checksum offload (RFC 7605 style, as kernel VXLAN
+// and the mode=udp fast path send a CHECKSUM_PARTIAL frame). On a real NIC the inner
+// checksum is finished on the wire; a veth never finishes it, so a capture there shows this.
+// The outer checksum of such a frame covers the headers only (a finished segment sums to
+// 0xFFFF whatever it holds), so the inner segment's bytes stay unverified.
+func offloadedInner(l4 []byte, pseudo uint64) bool {
+	inner := l4[UDPHeaderLen+HeaderLen:]
+	if len(inner) < VXLANHeaderLen {
+		return false
+	}
+	et, ip, err := ParseEthernet(inner[VXLANHeaderLen:])
+	if err != nil {
+		return false
+	}
+	var proto byte
+	var hl int
+	switch {
+	case et == etherTypeIPv4 && len(ip) >= 20 && ip[0]>>4 == 4:
+		proto, hl = ip[9], int(ip[0]&0xF)*4
+		if hl < 20 || binary.BigEndian.Uint16(ip[6:])&0x3FFF != 0 { // fragments carry no whole L4
+			return false
+		}
+	case et == etherTypeIPv6 && len(ip) >= 40 && ip[0]>>4 == 6:
+		proto, hl = ip[6], 40
+	default:
+		return false
+	}
+	field := 0
+	switch proto {
+	case 6:
+		field = 16
+	case 17:
+		field = 6
+	default:
+		return false
+	}
+	seg := ip[hl:]
+	if len(seg) < field+2 {
+		return false
+	}
+	// The finished inner checksum: the field already holds the pseudo-header sum.
+	partial := binary.BigEndian.Uint16(seg[field:])
+	final := ^Fold(Sum(seg, 0))
+	if proto == 17 && final == 0 {
+		final = 0xFFFF
+	}
+	// The outer sum with the finished field in place of the partial one.
+	sum := Sum(l4, pseudo) + uint64(^partial) + uint64(final)
+	return Fold(sum) == 0xFFFF
 }
