@@ -41,6 +41,8 @@ restart an exited container) stays alive holding nothing until SIGTERM.`,
 			&ucli.StringFlag{Name: "metrics-address", Value: metrics.DefaultAddress, Usage: "Prometheus /metrics, /healthz and /readyz (host:port; \"off\" disables)"},
 			&ucli.StringFlag{Name: "after-handover", Value: AfterHandoverExit, EnvVars: []string{"SCLP_OVS_AFTER_HANDOVER"},
 				Usage: "once a successor took over: exit, or retire (hold nothing, /healthz 200, /readyz 503, exit 0 on SIGTERM: for a Kubernetes surge update)"},
+			&ucli.BoolFlag{Name: "udp-fast-path", Value: true, EnvVars: []string{"SCLP_OVS_UDP_FAST_PATH"},
+				Usage: "mode=udp: carry one-segment messages (ACKs, small frames) in tc-BPF instead of the userspace workers (--udp-fast-path=false: workers only)"},
 			&ucli.StringFlag{Name: "retired-marker", EnvVars: []string{"SCLP_OVS_RETIRED_MARKER"},
 				Usage: "with --after-handover=retire: file written on retiring; an agent that finds it at start stays retired (put it in a pod-scoped emptyDir)"},
 		}, kubernetes.Flags()...),
@@ -65,7 +67,7 @@ restart an exited container) stays alive holding nothing until SIGTERM.`,
 			}
 			cfg := AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
 				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address"),
-				AfterHandover: after, RetiredMarker: c.String("retired-marker")}
+				AfterHandover: after, RetiredMarker: c.String("retired-marker"), NoUDPFastPath: !c.Bool("udp-fast-path")}
 			if kubernetes.Enabled(c) {
 				kc, err := kubernetes.ConfigFromCLI(c)
 				if err != nil {

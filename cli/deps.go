@@ -86,6 +86,9 @@ type AgentConfig struct {
 	// start stays retired (a restarted container of a pod that handed over). It belongs in
 	// a directory that lives as long as the pod and no longer (an emptyDir).
 	RetiredMarker string
+	// NoUDPFastPath turns off mode=udp's tc-BPF fast path for one-segment messages
+	// (udp.Options.NoFastPath).
+	NoUDPFastPath bool
 }
 
 // defaultRunDir follows OVS: $OVS_RUNDIR, else /var/run/openvswitch.

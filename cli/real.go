@@ -42,7 +42,7 @@ func newRealAgentDeps(ctx context.Context, cfg AgentConfig) (AgentDeps, func(), 
 		switch m {
 		case offload.ModeUDP:
 			var u *udp.Datapath
-			u, err = udp.New(udp.Options{Standby: cfg.Takeover})
+			u, err = udp.New(udp.Options{Standby: cfg.Takeover, NoFastPath: cfg.NoUDPFastPath})
 			if err == nil {
 				dp = udpStats{u}
 			}

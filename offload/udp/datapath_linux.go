@@ -326,7 +326,7 @@ func (d *Datapath) Close() error {
 // on the socket path alone. It reports whether the port may also use the transmit fast path
 // (its packet sockets then get the filter, and addTx follows).
 func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) bool {
-	if !d.opts.FastPath {
+	if d.opts.NoFastPath {
 		return false
 	}
 	if !d.fastTried {

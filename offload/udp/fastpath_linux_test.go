@@ -25,7 +25,7 @@ import (
 // leave through the transmit program and take the receive program on the receiving host,
 // arrive intact, and neither the workers nor the userspace injection carry them.
 func TestFastPathUDPAndPing(t *testing.T) {
-	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
+	p := newPair(t, pairOptions{})
 	p.ping(t)
 	before, before0 := p.dps[1].Stats(), p.dps[0].Stats()
 	const n = 1000
@@ -72,7 +72,7 @@ func TestFastPathTCP(t *testing.T) {
 }
 
 func testFastPathTCP(t *testing.T, txOff bool) {
-	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
+	p := newPair(t, pairOptions{})
 	if txOff {
 		for _, h := range p.hosts[:2] {
 			h.MustRun(t, "ethtool", "-K", h.Underlay, "tx", "off")
@@ -131,7 +131,7 @@ type probe struct {
 // from a source that is no peer and one with a truncated SCLP header are left to the socket,
 // which delivers, counts as unknown peer and counts as short.
 func TestFastPathRejects(t *testing.T) {
-	p := newPair(t, pairOptions{opts: Options{FastPath: true}})
+	p := newPair(t, pairOptions{})
 	p.ping(t)
 	h0, h1 := p.hosts[0], p.hosts[1]
 	for _, vm := range p.vms { // no IPv6 chatter (router solicitations) in the counters
@@ -412,7 +412,7 @@ func TestFastPathUnavailable(t *testing.T) {
 		defer mu.Unlock()
 		logs = append(logs, fmt.Sprintf(format, args...))
 	}
-	p := newPair(t, pairOptions{opts: Options{FastPath: true, Logf: logf}})
+	p := newPair(t, pairOptions{opts: Options{Logf: logf}})
 	p.ping(t)
 	ok, bad, _ := p.udpTransfer(t, 200, 1000, 50*time.Microsecond)
 	if bad != 0 || ok < 190 {

@@ -29,7 +29,7 @@ func TestHandoverLossless(t *testing.T) {
 }
 
 func testHandover(t *testing.T, standby, fast bool) {
-	p := newPair(t, pairOptions{opts: Options{FastPath: fast}})
+	p := newPair(t, pairOptions{opts: Options{NoFastPath: !fast}})
 	p.ping(t)
 	const dport = 7100
 	type flow struct {

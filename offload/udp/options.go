@@ -36,18 +36,18 @@ type Options struct {
 	// several ports (one local address, many peers) would otherwise get datagrams from peers
 	// whose ports it has not registered yet, and drop them as unknown_peer.
 	Standby bool
-	// FastPath turns on the tc-BPF fast path for one-segment messages (offload/bpf
+	// NoFastPath turns off the tc-BPF fast path for one-segment messages (offload/bpf
 	// udpfast.h; docs/udp-mode.md, "Fast path for one-segment messages"): a program at the
 	// underlay's TCX ingress delivers datagrams that carry a whole message straight into the
 	// tunnel port, and one at the tunnel veth's ingress sends frames that fit one segment
-	// itself (the transmit packet sockets then skip them). Measured to pay (1 KB UDP: 1.6x the
-	// goodput at 0.6x the CPU per Gbit/s; TCP: 0.9x the datapath CPU), it is off by default
-	// until the Prometheus export (controller/metrics) counts the frames it carries: they
-	// appear in PortStats.RxFast*/TxFast* and Stats.FastPath, not in the socket-path counters.
-	// If the program cannot be loaded or attached, the datapath logs it once (Logf) and runs
-	// without it.
-	FastPath bool
-	// NoFastPathTx (with FastPath) keeps the receive half of the fast path but sends every
+	// itself (the transmit packet sockets then skip them). It is on by default: measured 1.4x
+	// the goodput of 1 KB UDP at 0.66x the CPU per Gbit/s, and 0.82x the datapath's CPU for
+	// TCP at a fixed rate (docs/performance.md). The frames it carries are counted in
+	// PortStats.RxFast*/TxFast* and Stats.FastPath (and exported with the socket path's:
+	// controller/metrics FromUDP). If a program cannot be loaded or attached, the datapath
+	// logs it once (Logf) and runs without it.
+	NoFastPath bool
+	// NoFastPathTx keeps the receive half of the fast path but sends every
 	// frame through the transmit workers (the transmit half: a program on the tunnel veth that sends frames
 	// of one segment itself, which the workers' packet sockets then skip).
 	NoFastPathTx bool
