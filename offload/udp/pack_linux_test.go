@@ -179,3 +179,81 @@ func TestPackedFailureCountsHeld(t *testing.T) {
 		t.Errorf("dropped %d (want 2), still holding %v", snd.dropped, snd.holding())
 	}
 }
+
+// TestDroppedFrameKeepsHeldBuffer drives the transmit worker's loop over a socketpair: a
+// 45-segment frame A (its end held), a frame the worker drops without sending (truncated),
+// then frame C. The held end of A must not be overwritten by the read of C (the worker once
+// moved its idea of the held buffer to the dropped frame's, so C's read landed on A's held
+// chunks and A arrived with C's bytes: found in review).
+func TestDroppedFrameKeepsHeldBuffer(t *testing.T) {
+	tx, rx, dst := loopSockets(t)
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptInt(sp[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	unix.SetsockoptInt(sp[1], unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	snd, err := newSender(1460, func() bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopfd, _ := eventFD()
+	p := &port{dst: dst, ids: sclp.NewIDGenerator(1), src: &srcSockets{fds: []int{tx}}, stopfd: stopfd}
+	p.spec.VNI = 9
+	w := &txWorker{p: p, fd: sp[1], snd: snd, buf: make([]byte, frameOff+sclp.MaxMessageLen+64),
+		ubuf: make([]byte, sclp.MaxMessageLen)}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	mk := func(n int) []byte {
+		f := testTCPFrame(n)
+		for i := 54; i < n; i++ {
+			f[i] = byte(rng.Uint32())
+		}
+		return f
+	}
+	a, c := mk(tsoFrame45), mk(tsoFrame45)
+	vh := make([]byte, VnetHdrLen)
+	for _, f := range [][]byte{a, make([]byte, 70000), c} {
+		if _, err := unix.Write(sp[0], append(append([]byte(nil), vh...), f...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.wg.Add(1)
+	go w.run()
+	time.Sleep(200 * time.Millisecond)
+	p.stopping.Store(true)
+	signalFD(stopfd)
+	p.wg.Wait()
+	t.Logf("truncated %d, sent messages %d", p.tx.truncated.Load(), p.tx.messages.Load())
+
+	rp := &recordPort{}
+	ports := new(fallback.PortTable)
+	ports.Set(fallback.PortKey{Peer: netip.MustParseAddr("127.0.0.1"), VNI: 9}, rp)
+	fw, err := fallback.NewWorker(sclp.Config{}, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRxWorker(&rxGroup{local: netip.MustParseAddrPort("127.0.0.1:4795"), ports: ports, expire: time.Second}, rx, fw)
+	for {
+		n, gso, e := r.recv()
+		if e != 0 {
+			break
+		}
+		r.split(time.Now(), r.buf[:n], gso)
+	}
+	if len(rp.frames) != 2 {
+		t.Fatalf("%d frames arrived, want 2", len(rp.frames))
+	}
+	if !bytes.Equal(rp.frames[0], a) {
+		d := 0
+		for i := range a {
+			if rp.frames[0][i] != a[i] {
+				d++
+			}
+		}
+		t.Errorf("frame A arrived corrupted: %d of %d bytes differ", d, len(a))
+	}
+	if !bytes.Equal(rp.frames[1], c) {
+		t.Errorf("frame C arrived corrupted")
+	}
+}

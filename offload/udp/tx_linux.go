@@ -90,8 +90,11 @@ func (w *txWorker) run() {
 			continue
 		}
 		for i := start; i < start+n; i++ {
+			// The sender holds segments of the latest message it sent: this frame's only if
+			// the frame became a message (handle drops some without sending anything).
+			seq := w.snd.pk.seq
 			w.handle(w.bufs[i], int(w.mm[i].len), true)
-			if w.snd.holding() {
+			if w.snd.holding() && w.snd.pk.seq != seq {
 				w.heldBuf = i
 			}
 		}
