@@ -36,6 +36,8 @@ func FuzzParsePacket(f *testing.F) {
 	}
 	f.Add([]byte{0x45, 0, 0, 20}, false)
 	f.Fuzz(func(t *testing.T, frame []byte, verify bool) {
+		// Capture analysis's lenient checksum rules (AcceptPartial) must not panic either.
+		_, _ = ParseFrame(frame, ParseOptions{UDPPort: 4795, Verify: true, AcceptPartial: true})
 		p, err := ParseFrame(frame, ParseOptions{UDPPort: 4795, Verify: verify})
 		if err != nil && !errors.Is(err, ErrChecksum) {
 			if !errors.Is(err, ErrShort) && !errors.Is(err, ErrBadIPv4) && !errors.Is(err, ErrNotSCLP) {

@@ -265,3 +265,33 @@ func TestParseLocalChecksumOffload(t *testing.T) {
 		t.Fatalf("corrupted inner header: %v, want ErrChecksum", err)
 	}
 }
+
+// TestParseOffloadedInnerBounds: an inner IPv4 header that claims more than the frame holds
+// (IHL 15 in 24 bytes) is refused, not sliced past its end (found in review: a panic in the
+// capture tool).
+func TestParseOffloadedInnerBounds(t *testing.T) {
+	inner := make([]byte, 14+24)
+	binary.BigEndian.PutUint16(inner[12:], 0x0800)
+	inner[14] = 0x4F // IHL 15: 60-byte header claimed, 24 bytes present
+	inner[14+9] = 6
+	msg := make([]byte, VXLANHeaderLen+len(inner))
+	copy(msg[VXLANHeaderLen:], inner)
+	l4 := make([]byte, UDPHeaderLen+HeaderLen+len(msg))
+	binary.BigEndian.PutUint16(l4[2:], 4795)
+	binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
+	binary.BigEndian.PutUint16(l4[6:], 0x1234) // wrong checksum
+	Header{SrcPort: 50000, DstPort: VXLANPort, ID: 2, First: true}.Put(l4[UDPHeaderLen:])
+	copy(l4[UDPHeaderLen+HeaderLen:], msg)
+	ip := make([]byte, 20+len(l4))
+	ip[0], ip[9], ip[8] = 0x45, 17, 64
+	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
+	copy(ip[12:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(ip[10:], Checksum(ip[:20]))
+	copy(ip[20:], l4)
+	for _, ihl := range []byte{0x4F, 0x45} { // beyond the frame; inner total length 0
+		ip[20+UDPHeaderLen+HeaderLen+VXLANHeaderLen+14] = ihl
+		if _, err := ParsePacket(ip, ParseOptions{UDPPort: 4795, Verify: true, AcceptPartial: true}); !errors.Is(err, ErrChecksum) {
+			t.Errorf("IHL byte %#x: %v, want ErrChecksum", ihl, err)
+		}
+	}
+}

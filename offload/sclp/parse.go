@@ -214,16 +214,19 @@ func offloadedInner(l4 []byte, pseudo uint64) bool {
 		return false
 	}
 	var proto byte
-	var hl int
+	var hl, end int // L4 is ip[hl:end]
 	switch {
 	case et == etherTypeIPv4 && len(ip) >= 20 && ip[0]>>4 == 4:
-		proto, hl = ip[9], int(ip[0]&0xF)*4
+		proto, hl, end = ip[9], int(ip[0]&0xF)*4, int(binary.BigEndian.Uint16(ip[2:]))
 		if hl < 20 || binary.BigEndian.Uint16(ip[6:])&0x3FFF != 0 { // fragments carry no whole L4
 			return false
 		}
 	case et == etherTypeIPv6 && len(ip) >= 40 && ip[0]>>4 == 6:
-		proto, hl = ip[6], 40
+		proto, hl, end = ip[6], 40, 40+int(binary.BigEndian.Uint16(ip[4:]))
 	default:
+		return false
+	}
+	if end < hl || end > len(ip) {
 		return false
 	}
 	field := 0
@@ -235,7 +238,7 @@ func offloadedInner(l4 []byte, pseudo uint64) bool {
 	default:
 		return false
 	}
-	seg := ip[hl:]
+	seg := ip[hl:end]
 	if len(seg) < field+2 {
 		return false
 	}
