@@ -11,13 +11,13 @@ import "github.com/sclp-ovs/sclp-ovs/offload/sclp"
 // header's ports and fits the messages seen so far in b: a segment of a message already seen
 // in b continues it (same identification, no F, and its remaining count a whole number of
 // L-byte segments below that message's previous remaining minus this segment's payload: the
-// sender may keep some of a message's segments for its next send); a first segment (F) starts a message not seen
-// before; a segment of a message not seen yet without F continues one that began in an
-// earlier datagram. A sender that packs the segments of consecutive messages into one UDP GSO
-// send (offload/udp: the held end of one message, then the next message's segments, then the
-// first one's short last segment) interleaves up to three messages; more is not accepted. A
-// single segment whose payload happens to satisfy that for the whole payload is, for
-// practical purposes, impossible.
+// sender may keep some of a message's segments for its next send); any other segment must be
+// a first segment (F) of a new message, except at offset 0, which may continue a message
+// begun in an earlier datagram. A sender that packs the segments of consecutive messages into
+// one UDP GSO send (offload/udp: the held end of one message, then the next message's
+// segments, then the first one's short last segment) gives exactly such batches. A single
+// segment whose payload happens to satisfy that for the whole payload is, for practical
+// purposes, impossible.
 func splitGRO(b []byte) int {
 	var h0 sclp.Header
 	if h0.UnmarshalBinary(b) != nil {
@@ -35,13 +35,15 @@ func splitGRO(b []byte) int {
 	return 0
 }
 
-// maxInterleaved is how many messages one batch may interleave (see splitGRO).
-const maxInterleaved = 3
+// maxBatchMessages bounds the messages of one batch (a UDP GSO send or GRO batch holds at
+// most 64 segments).
+const maxBatchMessages = 64
 
 // chainOK checks that b is segments of length l (the last may be shorter), each continuing a
-// message seen before it in b, starting one, or continuing one from an earlier datagram.
+// message seen before it in b or starting one; the first may continue one from an earlier
+// datagram.
 func chainOK(b []byte, l int) bool {
-	var msgs [maxInterleaved]struct {
+	var msgs [maxBatchMessages]struct {
 		id  uint32
 		rem int
 	}
@@ -71,12 +73,23 @@ func chainOK(b []byte, l int) bool {
 				return false
 			}
 			msgs[seen].rem = int(h.Remaining)
-		case n == maxInterleaved:
+		case !h.First || n == len(msgs):
+			// Only the segment at offset 0 may continue a message begun in an earlier
+			// datagram (the sender's held segments lead its send); any later new message
+			// starts with its first segment.
 			return false
+		case !vxlanAt(b[off+sclp.HeaderLen : off+sclp.HeaderLen+chunk]):
+			return false // a first segment carries the VXLAN header
 		default:
 			msgs[n].id, msgs[n].rem = h.ID, int(h.Remaining)
 			n++
 		}
 	}
 	return true
+}
+
+// vxlanAt reports whether b starts with a valid VXLAN header.
+func vxlanAt(b []byte) bool {
+	_, _, err := sclp.ParseVXLAN(b)
+	return err == nil
 }
