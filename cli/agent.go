@@ -45,6 +45,8 @@ restart an exited container) stays alive holding nothing until SIGTERM.`,
 				Usage: "mode=udp: carry one-segment messages (ACKs, small frames) in tc-BPF instead of the userspace workers (--udp-fast-path=false: workers only)"},
 			&ucli.StringFlag{Name: "retired-marker", EnvVars: []string{"SCLP_OVS_RETIRED_MARKER"},
 				Usage: "with --after-handover=retire: file written on retiring; an agent that finds it at start stays retired (put it in a pod-scoped emptyDir)"},
+			&ucli.StringFlag{Name: "probe-socket", EnvVars: []string{"SCLP_OVS_PROBE_SOCKET"},
+				Usage: "unix socket serving this process's own /healthz and /readyz for exec probes (sclp-ovs probe); put it in a pod-scoped emptyDir: the shared metrics port answers for whichever agent holds it"},
 		}, kubernetes.Flags()...),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 0 {
@@ -67,7 +69,8 @@ restart an exited container) stays alive holding nothing until SIGTERM.`,
 			}
 			cfg := AgentConfig{DB: c.String("db"), RunDir: runDirOf(c.String("db")), Modes: modes,
 				PinPath: c.String("pin-path"), Log: d.Log, MetricsAddress: c.String("metrics-address"),
-				AfterHandover: after, RetiredMarker: c.String("retired-marker"), NoUDPFastPath: !c.Bool("udp-fast-path")}
+				AfterHandover: after, RetiredMarker: c.String("retired-marker"), NoUDPFastPath: !c.Bool("udp-fast-path"),
+				ProbeSocket: c.String("probe-socket")}
 			if kubernetes.Enabled(c) {
 				kc, err := kubernetes.ConfigFromCLI(c)
 				if err != nil {
@@ -87,12 +90,36 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		defer stop()
 	}
 	log := d.Log
+	// This process's own probes (--probe-socket): "starting" until the agent runs.
+	probes, err := serveProbes(cfg.ProbeSocket)
+	if err != nil {
+		return err
+	}
+	defer probes.close()
 	if to, ok := retiredBefore(cfg.RetiredMarker, log); ok {
 		// This container's pod handed over before (the kubelet restarted its retired agent):
 		// a newer agent carries the ports. Taking over from it would steal them back.
 		log.Info("this agent's pod handed over before; staying retired", "marker", cfg.RetiredMarker)
-		return stayRetired(ctx, log, cfg.MetricsAddress, to)
+		return stayRetired(ctx, log, cfg.MetricsAddress, probes, to)
 	}
+	sock := agentSocket(cfg.DB)
+	takeover := agentAnswers(sock)
+	self := HandoverRequest{PID: os.Getpid(), MetricsAddress: cfg.MetricsAddress}
+	endAnnounce := func() {}
+	if takeover {
+		// Tell the running agent a successor is starting, before anything that can take
+		// long or hang (OVSDB, the datapaths): its /readyz fails (HTTP probes of the surge
+		// pod on the shared metrics port reach it) and a SIGTERM waits for the handover.
+		actx, cancel := context.WithCancel(context.Background())
+		announced := make(chan struct{})
+		go func() {
+			defer close(announced)
+			announceSuccessor(actx, sock, self)
+		}()
+		endAnnounce = sync.OnceFunc(func() { cancel(); <-announced })
+	}
+	defer endAnnounce()
+	probes.starting("waiting for OVSDB")
 	db, err := dialRetry(ctx, d, cfg.DB)
 	if err != nil {
 		return err
@@ -105,22 +132,7 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	if d.NewAgentDeps == nil || d.Links == nil || d.Router == nil {
 		return fmt.Errorf("this build has no host implementations for the agent")
 	}
-	sock := agentSocket(cfg.DB)
-	takeover := agentAnswers(sock)
-	self := HandoverRequest{PID: os.Getpid(), MetricsAddress: cfg.MetricsAddress}
-	endAnnounce := func() {}
-	if takeover {
-		// Tell the running agent a successor is starting: its /readyz fails (the kubelet's
-		// probes of a surge pod reach it) and a SIGTERM waits for the handover.
-		actx, cancel := context.WithCancel(context.Background())
-		announced := make(chan struct{})
-		go func() {
-			defer close(announced)
-			announceSuccessor(actx, sock, self)
-		}()
-		endAnnounce = sync.OnceFunc(func() { cancel(); <-announced })
-	}
-	defer endAnnounce()
+	probes.starting("starting the datapaths")
 	// A successor's mode=udp datapath registers every port before its receive sockets take
 	// traffic alongside the running agent (udp.Options.Standby; activated below).
 	cfg.Takeover = takeover
@@ -149,11 +161,15 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 	active.Store(!takeover)
 	var discovery atomic.Pointer[kubernetes.Discovery]
 	closeMetrics := func() {}
+	ready := []metrics.Check{handoverCheck(succ), takeoverCheck(&active)}
+	if cfg.Kubernetes != nil {
+		ready = append(ready, discoveryCheck(&discovery))
+	}
+	// The probe socket answers what the metrics endpoint does (controller/metrics.Wire's
+	// checks), for this process only.
+	probes.set(checksHandler(append([]metrics.Check{metrics.StoreCheck(db)}, metrics.DatapathChecks(ad.Datapaths)...),
+		append([]metrics.Check{metrics.ConvergedCheck(r)}, ready...)))
 	if cfg.MetricsAddress != "off" {
-		ready := []metrics.Check{handoverCheck(succ), takeoverCheck(&active)}
-		if cfg.Kubernetes != nil {
-			ready = append(ready, discoveryCheck(&discovery))
-		}
 		ep := metrics.Wire(runCtx, metrics.WireOptions{Addr: cfg.MetricsAddress, Version: Version, Reconciler: r,
 			Store: db, Datapaths: ad.Datapaths, Flows: flows, Recorder: rec, Ready: ready, Log: log})
 		closeMetrics = sync.OnceFunc(ep.Close)
@@ -225,9 +241,25 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		Status: func() AgentStatus {
 			return AgentStatus{PID: os.Getpid(), Version: Version, Started: started, Passes: r.Passes(), Ports: r.Ports()}
 		},
+		Prepare: func(to HandoverRequest) error {
+			if cfg.AfterHandover != AfterHandoverRetire || cfg.RetiredMarker == "" {
+				return nil
+			}
+			// Record the handover (synced) before answering it: once the successor has its
+			// answer, a restart of this container (it dying while it drains) must stay
+			// retired instead of taking the ports back.
+			if err := writeRetiredMarker(cfg.RetiredMarker, to, d.Now()); err != nil {
+				log.Error("cannot write the retired marker; refusing the handover", "path", cfg.RetiredMarker, "err", err)
+				return fmt.Errorf("refused: cannot record the handover in the retired marker: %w", err)
+			}
+			return nil
+		},
 		Handover: func(to HandoverRequest) {
 			log.Info("a successor agent took over; stopping without touching the ports", "successor_pid", to.PID)
 			handedTo.Store(&to)
+			if cfg.AfterHandover == AfterHandoverRetire {
+				probes.set(retiredHandler(to))
+			}
 			r.KeepHeartbeat()
 			stop()
 		},
@@ -283,12 +315,7 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		closeMetrics()
 		closeDeps()
 		closeDB()
-		if cfg.RetiredMarker != "" {
-			if err := writeRetiredMarker(cfg.RetiredMarker, *to, d.Now()); err != nil {
-				log.Warn("cannot write the retired marker", "path", cfg.RetiredMarker, "err", err)
-			}
-		}
-		return stayRetired(ctx, log, cfg.MetricsAddress, *to)
+		return stayRetired(ctx, log, cfg.MetricsAddress, probes, *to)
 	}
 	log.Info("agent stopped; ports stay up for the next agent")
 	return err

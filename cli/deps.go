@@ -86,6 +86,10 @@ type AgentConfig struct {
 	// start stays retired (a restarted container of a pod that handed over). It belongs in
 	// a directory that lives as long as the pod and no longer (an emptyDir).
 	RetiredMarker string
+	// ProbeSocket, if set, is a unix socket on which this process alone serves its /healthz
+	// and /readyz (`sclp-ovs probe`): in a pod-scoped emptyDir, the kubelet's exec probes
+	// then ask this pod's agent, not whichever agent holds the host's metrics port.
+	ProbeSocket string
 	// NoUDPFastPath turns off mode=udp's tc-BPF fast path for one-segment messages
 	// (udp.Options.NoFastPath).
 	NoUDPFastPath bool

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -168,13 +169,43 @@ func readRetiredMarker(path string) (retiredMarker, error) {
 	return m, nil
 }
 
-// writeRetiredMarker records the handover in path.
+// writeRetiredMarker records the handover in path: written to a temporary file in the same
+// directory, synced, renamed onto path and the directory synced, so that path is either
+// absent or complete and durable once it returns.
 func writeRetiredMarker(path string, to HandoverRequest, now time.Time) error {
 	b, err := json.Marshal(retiredMarker{HandoverRequest: to, Retired: now})
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // retiredReason is the /readyz line of a retired agent.
@@ -224,11 +255,13 @@ func retiredHandler(to HandoverRequest) http.Handler {
 }
 
 // stayRetired is a retired agent's life: it holds no datapath, port, socket or OVSDB
-// connection; it serves retiredHandler on its metrics address unless the successor uses
-// that port (where the kubelet's probes then reach the successor); it never takes over
-// again; it returns nil once ctx ends (SIGTERM), touching nothing on the host.
-func stayRetired(ctx context.Context, log *slog.Logger, metricsAddress string, to HandoverRequest) error {
+// connection; it serves retiredHandler on its probe socket (probes, may be nil) and on its
+// metrics address unless the successor uses that port (where HTTP probes then reach the
+// successor); it never takes over again; it returns nil once ctx ends (SIGTERM), touching
+// nothing on the host.
+func stayRetired(ctx context.Context, log *slog.Logger, metricsAddress string, probes *probeServer, to HandoverRequest) error {
 	log.Info("agent retired: holding nothing until SIGTERM", "reason", retiredReason(to))
+	probes.set(retiredHandler(to))
 	if !sharesPort(metricsAddress, to.MetricsAddress) && metricsAddress != "off" {
 		addr := metricsAddress
 		if addr == "" {

@@ -185,6 +185,12 @@ func agentRunOn(t *testing.T, dir string, cfg AgentConfig, h *harness, dp *contr
 				Datapaths: map[offload.Mode]offload.Datapath{offload.ModeUDP: dp}}, func() {}, nil
 		},
 		Now: time.Now, Log: slog.New(slog.DiscardHandler)}
+	return agentRunDeps(t, dir, cfg, d)
+}
+
+// agentRunDeps is agentRun with the dependencies d.
+func agentRunDeps(t *testing.T, dir string, cfg AgentConfig, d Deps) (context.CancelFunc, chan error) {
+	t.Helper()
 	cfg.DB = "unix:" + filepath.Join(dir, "db.sock")
 	cfg.Modes = []offload.Mode{offload.ModeUDP}
 	cfg.Log = d.Log

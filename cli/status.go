@@ -47,6 +47,11 @@ type StatusHandlers struct {
 	// Refuse, if set, is asked first: a non-nil error refuses the handover (409 Conflict
 	// with the error's text; the agent carries on).
 	Refuse func(HandoverRequest) error
+	// Prepare, if set, is called once Refuse allowed the handover and before it is
+	// answered: what must hold once the successor has its 202 (the retired marker) is
+	// recorded here. A non-nil error refuses the handover (500 with the error's text; the
+	// agent carries on).
+	Prepare func(HandoverRequest) error
 	// Successor, if set, serves POST /v1/successor: a starting successor announces itself
 	// and holds the request open until it has taken over or given up (or died). Successor is
 	// called when the request arrives; the function it returns when the request ends.
@@ -111,6 +116,12 @@ func serveStatusHandlers(path string, h StatusHandlers) (func(), error) {
 		if h.Refuse != nil {
 			if err := h.Refuse(req); err != nil {
 				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+		}
+		if h.Prepare != nil {
+			if err := h.Prepare(req); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
 			}
 		}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/sclp-ovs/sclp-ovs/controller/metrics"
+)
+
+// DefaultProbeSocket is where `sclp-ovs probe` asks by default: the DaemonSet's pod-scoped
+// emptyDir (/tmp).
+const DefaultProbeSocket = "/tmp/sclp-ovs-probe.sock"
+
+func init() { extraCommandFuncs = append(extraCommandFuncs, probeCommand) }
+
+// probeCommand is `sclp-ovs probe healthz|readyz`: the kubelet's exec probe of one agent
+// process. It asks the agent's --probe-socket (in the pod's own emptyDir), never the host's
+// shared metrics port, which during a surge update answers for whichever agent holds it.
+func probeCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "probe",
+		Usage:     "ask this pod's agent for its /healthz or /readyz on its --probe-socket (exit 0: 200)",
+		ArgsUsage: "healthz|readyz",
+		Description: `For exec probes: the answer comes from the agent process that serves --probe-socket (a unix
+socket in the pod's emptyDir), not from whichever agent holds the host's metrics port. Exit 0
+when it answers 200, 1 otherwise (no agent, not started, not ready, timeout); the answer is
+printed.`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "socket", Value: DefaultProbeSocket, EnvVars: []string{"SCLP_OVS_PROBE_SOCKET"}, Usage: "the agent's --probe-socket"},
+			&ucli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Usage: "give up after this long (keep it under the probe's timeoutSeconds)"},
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 || (c.Args().First() != "healthz" && c.Args().First() != "readyz") {
+				return usagef("probe takes one argument: healthz or readyz")
+			}
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			code, body, err := askProbe(ctx, c.String("socket"), "/"+c.Args().First())
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(c.App.Writer, body)
+			if code != http.StatusOK {
+				return fmt.Errorf("%s: %d %s", c.Args().First(), code, http.StatusText(code))
+			}
+			return nil
+		},
+	}
+}
+
+// askProbe GETs path from the probe socket at sock.
+func askProbe(ctx context.Context, sock, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://agent"+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	client := unixClient(sock)
+	client.Timeout = 0 // ctx bounds it
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("no agent answers on %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return 0, "", fmt.Errorf("%s on %s: %w", path, sock, err)
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+// probeServer serves one agent process's /healthz and /readyz on a unix socket of its own
+// (--probe-socket). The handler changes with the agent's life: starting (both fail, with
+// the step), running (the checks of the metrics endpoint), retired (retiredHandler).
+type probeServer struct {
+	h    atomic.Pointer[http.Handler]
+	srv  *http.Server
+	ln   net.Listener
+	path string
+}
+
+// serveProbes listens on path (replacing a leftover socket of this container's previous
+// run: the directory is the pod's own) and answers "starting" until set is called. A nil
+// *probeServer (path "") does nothing.
+func serveProbes(path string) (*probeServer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("probe socket %s: %w", path, err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("probe socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("probe socket %s: %w", path, err)
+	}
+	p := &probeServer{ln: ln, path: path}
+	p.starting("starting")
+	p.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*p.h.Load()).ServeHTTP(w, r)
+	})}
+	go p.srv.Serve(ln)
+	return p, nil
+}
+
+// set makes h answer from now on.
+func (p *probeServer) set(h http.Handler) {
+	if p != nil {
+		p.h.Store(&h)
+	}
+}
+
+// starting answers 503 on /healthz and /readyz with step (the startup probe fails while the
+// agent has not started: waiting for OVSDB, starting its datapaths).
+func (p *probeServer) starting(step string) {
+	if p == nil {
+		return
+	}
+	mux := http.NewServeMux()
+	fail := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "[-] starting: %s\nfailed\n", step)
+	}
+	mux.HandleFunc("/healthz", fail)
+	mux.HandleFunc("/readyz", fail)
+	p.set(mux)
+}
+
+// close stops serving and removes the socket.
+func (p *probeServer) close() {
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p.srv.Shutdown(ctx)
+	os.Remove(p.path)
+}
+
+// checksHandler answers /healthz (live) and /readyz (live and ready) like the metrics
+// endpoint (controller/metrics): 200 "ok", or 503 with one line per failed check.
+func checksHandler(live, ready []metrics.Check) http.Handler {
+	serve := func(checks []metrics.Check) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			var b strings.Builder
+			failed := false
+			for _, c := range checks {
+				if err := c.Fn(ctx); err != nil {
+					failed = true
+					fmt.Fprintf(&b, "[-] %s: %v\n", c.Name, err)
+				}
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			if failed {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				b.WriteString("failed\n")
+			} else {
+				b.WriteString("ok\n")
+			}
+			io.WriteString(w, b.String())
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", serve(live))
+	mux.Handle("/readyz", serve(append(append([]metrics.Check(nil), live...), ready...)))
+	return mux
+}
