@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,8 @@ type Datapath struct {
 	// says loading was attempted (it is tried once, with the first port).
 	fast      *fastPath
 	fastTried bool
+	// takeoverDone: FinishTakeover was called (the previous agent has stopped).
+	takeoverDone bool
 	fastStop  chan struct{} // closed by Close: ends the neighbour refresh
 }
 
@@ -93,6 +96,14 @@ type port struct {
 	tx       txStats
 	nice     int
 	workers  []*txWorker
+	// fastDeferred: the port's transmit fast path waits until no other agent sends on its
+	// veth (takeover; finishTakeover starts it). ul and tunnel are what it then needs;
+	// sockets the inodes of the port's transmit sockets (the fanout group's members that
+	// are ours).
+	fastDeferred bool
+	ul           net.Interface
+	tunnel       int
+	sockets      map[uint64]bool
 }
 
 // EnsurePort starts carrying spec; a port already running with the same spec is left alone,
@@ -170,6 +181,16 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 		return p, err
 	}
 	fastTx := d.addFastPort(spec, ul.Index, peer.Index)
+	if fastTx {
+		// Another agent still sending on the veth (a takeover): no transmit fast path of our
+		// own until it is gone; our sockets skip exactly what its program sends.
+		var err error
+		p.fastDeferred, err = d.fast.startTakeover(spec.Name, peer.Index, peer.Index&0xffff, d.opts.Standby)
+		if err != nil {
+			d.opts.Logf("udp datapath: %v", err)
+		}
+		p.ul, p.tunnel, p.sockets = *ul, peer.Index, map[uint64]bool{}
+	}
 	mss := ul.MTU - sclp.UDPOverhead
 	for range d.opts.Workers {
 		fd, err := packetSocket(peer.Index, peer.Index&0xffff, d.opts.SocketBuffer)
@@ -177,9 +198,13 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 			return p, err
 		}
 		if fastTx {
-			if err := d.fast.sockFilter(fd); err != nil {
+			if err := d.fast.sockFilter(fd, spec.Name); err != nil {
 				d.opts.Logf("udp datapath: port %s sends without the fast path: %v", spec.Name, err)
-				fastTx = false
+				fastTx, p.fastDeferred = false, false
+			}
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) == nil {
+				p.sockets[st.Ino] = true
 			}
 		}
 		snd, err := newSender(mss, p.stopping.Load)
@@ -193,7 +218,7 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 		p.wg.Add(1)
 		go w.run()
 	}
-	if fastTx {
+	if fastTx && !p.fastDeferred {
 		// Every transmit socket skips what the program sends: the program may start.
 		if err := d.fast.addTx(spec, ul, peer.Index); err != nil {
 			d.opts.Logf("udp datapath: port %s sends without the fast path: %v", spec.Name, err)
@@ -269,6 +294,71 @@ func (d *Datapath) Activate() error {
 		}
 	}
 	return err
+}
+
+// FinishTakeover starts the transmit fast path of the ports that deferred it because
+// another agent still sent on their veths when they started (a takeover: docs/udp-mode.md,
+// "Handover without loss"), and returns once none is left deferred, or ctx's error. A port
+// starts it only once no other datapath's sclp_udp_tx is on its veth and no other packet
+// socket is in its fanout group; the datapath checks that by itself every neighbour
+// refresh (500 ms), FinishTakeover checks every 20 ms. The caller says the previous agent
+// has stopped (it retired, its status socket is gone): where packet sockets cannot be
+// listed (no sock_diag), the ports then go by the TCX chain alone. Call it in the ports'
+// network namespace (as EnsurePort). Without deferred ports it returns at once.
+func (d *Datapath) FinishTakeover(ctx context.Context) error {
+	d.mu.Lock()
+	d.takeoverDone = true
+	d.mu.Unlock()
+	for {
+		d.mu.Lock()
+		left := d.finishTakeover()
+		d.mu.Unlock()
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d ports still wait for the previous agent to leave their veths: %w", left, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// finishTakeover starts the deferred transmit fast path of every port whose veth no other
+// agent uses any more and returns how many ports still wait. The sockets first get this
+// datapath's filter (the port has no entry yet: they take everything, as the other agent's
+// filter with its entry gone does), then the entry is written. Called with d.mu held, in
+// the ports' network namespace.
+func (d *Datapath) finishTakeover() (left int) {
+	if d.fast == nil || d.closed {
+		return 0
+	}
+	for name, p := range d.byName {
+		if !p.fastDeferred || p.stopping.Load() {
+			continue
+		}
+		if !d.fast.othersGone(p.tunnel, p.tunnel&0xffff, p.sockets, d.takeoverDone) {
+			left++
+			continue
+		}
+		p.fastDeferred = false
+		d.fast.dropBorrowed(name)
+		ok := true
+		for _, w := range p.workers {
+			if err := d.fast.sockFilter(w.fd, name); err != nil {
+				d.opts.Logf("udp datapath: port %s sends without the fast path: %v", name, err)
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		if err := d.fast.addTx(p.spec, &p.ul, p.tunnel); err != nil {
+			d.opts.Logf("udp datapath: port %s sends without the fast path: %v", name, err)
+		}
+	}
+	return left
 }
 
 // RemovePort stops the named port; removing an absent port succeeds.
@@ -374,6 +464,10 @@ func (d *Datapath) startRefresh() {
 	}
 	stop := d.fastStop
 	go func() {
+		// The thread stays in the datapath's namespace (the TCX queries and socket
+		// listing of finishTakeover go by the thread's); it ends with the goroutine.
+		runtime.LockOSThread()
+		inNS := netns.Set(nsh) == nil
 		defer nsh.Close()
 		defer h.Close()
 		t := time.NewTicker(neighRefresh)
@@ -387,6 +481,9 @@ func (d *Datapath) startRefresh() {
 			d.mu.Lock()
 			if d.fast != nil {
 				d.fast.refreshAll(netlinkNeigh{h})
+				if inNS {
+					d.finishTakeover()
+				}
 			}
 			d.mu.Unlock()
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -110,6 +111,7 @@ func (o *fastTxObjects) close() {
 // per tunnel veth (TCX only: without it the datapath runs on the socket path). Used under
 // Datapath.mu.
 type fastPath struct {
+	spec   *ebpf.CollectionSpec
 	objs   fastObjects
 	tx     *fastTxObjects // nil: the transmit half did not load (txErr says why)
 	txErr  error
@@ -137,6 +139,11 @@ type fastPortKeys struct {
 	tx     bpf.SclpUdpTxPort
 	peer   netip.Addr
 	txOn   bool
+	// borrowed is the socket filter of a port that started during a takeover while another
+	// agent's sclp_udp_tx ran on its veth: sclp_udp_txsock reading that agent's
+	// udp_tx_ports, so the port's sockets skip exactly what that program sends (nil: the
+	// port's sockets carry f.tx.TxSock).
+	borrowed *ebpf.Program
 }
 
 // loadFastPath loads the fast path's programs and maps (only those: the mode=ip programs
@@ -147,7 +154,7 @@ func loadFastPath() (*fastPath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load fast path spec: %w: %v", ErrFastPathUnavailable, err)
 	}
-	f := &fastPath{links: map[int]*refLink{}, locals: map[bpf.SclpUdpLocalKey]int{},
+	f := &fastPath{spec: spec, links: map[int]*refLink{}, locals: map[bpf.SclpUdpLocalKey]int{},
 		keys: map[string]fastPortKeys{}, attach: attachTCX}
 	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
 		f.objs.close()
@@ -193,7 +200,9 @@ func (f *fastPath) addPort(spec offload.PortSpec, underlay, tunnel, mtu int) err
 	rl.refs++
 	zero := make([]bpf.SclpUdpPortCounters, ebpf.MustPossibleCPU())
 	if err := f.objs.PortStats.Update(k.tunnel, zero, ebpf.UpdateAny); err != nil {
-		f.release(k)
+		// Only the link reference is this port's yet (release would also drop a reference
+		// to the local address that it never took).
+		f.releaseLink(k.underlay)
 		return fmt.Errorf("fast path port counters: %w", err)
 	}
 	if f.locals[k.local]++; f.locals[k.local] == 1 {
@@ -238,16 +247,221 @@ func (f *fastPath) addTx(spec offload.PortSpec, ul *net.Interface, tunnel int) e
 // segment; the transmit worker's rule (sender.mss) is the same.
 const txOverhead = 20 + 8 + 12 + 8
 
-// sockFilter attaches the transmit packet sockets' filter: the socket skips what the
-// transmit program sends (both decide with the same function and map entry).
-func (f *fastPath) sockFilter(fd int) error {
+// sockFilter attaches the transmit packet sockets' filter of the named port: the socket
+// skips what the transmit program sends (both decide with the same function and map entry):
+// this datapath's, or while the port's transmit fast path is deferred behind another
+// agent's program, that program's (takeover). Attaching replaces a filter the socket has.
+func (f *fastPath) sockFilter(fd int, name string) error {
 	if f.tx == nil {
 		return f.txErr
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, f.tx.TxSock.FD()); err != nil {
+	prog := f.tx.TxSock
+	if k := f.keys[name]; k.borrowed != nil {
+		prog = k.borrowed
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, prog.FD()); err != nil {
 		return fmt.Errorf("attach fast path socket filter: %w", err)
 	}
 	return nil
+}
+
+// Takeover: two agents' transmit decisions must never coexist on one veth. While a running
+// agent's packet sockets are in the tunnel veth's fanout group, a successor's port must send
+// nothing through its own sclp_udp_tx (the frames its program took would also be taken by
+// the fanout sockets of the other agent that are not filtered by this program's map), and
+// its own sockets must skip exactly what the other agent's program sends (it runs first in
+// the TCX chain), no more, no less. So a port that starts while another agent still sends
+// on its veth defers its transmit fast path (startTakeover): its sockets carry the other
+// agent's filter (borrowFilter) or, when that agent has no transmit program, this
+// datapath's filter with no map entry (take everything). Once neither the other agent's
+// program nor its sockets are left (othersGone), the datapath gives the sockets their own
+// filter, still with no entry, and then writes the entry (Datapath.finishTakeover).
+
+// startTakeover decides at a port's start (after addPort, before its sockets exist)
+// whether its transmit fast path must wait for another agent to leave the tunnel veth: an
+// sclp_udp_tx of another datapath is attached to it, or another agent's packet sockets are
+// in its fanout group (or, when the sockets cannot be listed, the datapath starts in
+// standby). With another agent's program it loads that program's socket filter for the
+// port (sockFilter then attaches it); when that fails (an incompatible map of another
+// version), the port's sockets take every frame and may duplicate what that program sends,
+// which err says. Call in the port's network namespace.
+func (f *fastPath) startTakeover(name string, tunnel, group int, standby bool) (deferred bool, err error) {
+	k, ok := f.keys[name]
+	if !ok || f.tx == nil {
+		return false, nil
+	}
+	found, m, qerr := f.foreignTx(tunnel)
+	members, derr := fanoutMembers(group)
+	if !found && len(members) == 0 && (!standby || qerr == nil && derr == nil) {
+		return false, nil
+	}
+	if m != nil {
+		defer m.Close()
+		k.borrowed, err = f.borrowFilter(m)
+		f.keys[name] = k
+	} else if found {
+		err = errors.New("the running agent's transmit map is not readable")
+	}
+	if err != nil {
+		err = fmt.Errorf("port %s: its sockets may duplicate frames the running agent's fast path sends until that agent stops: %w", name, err)
+	}
+	return true, err
+}
+
+// foreignTx looks for another datapath's sclp_udp_tx on the tunnel veth's TCX ingress and
+// returns whether there is one and its udp_tx_ports map (nil when it cannot be opened; the
+// caller closes it).
+func (f *fastPath) foreignTx(tunnel int) (found bool, m *ebpf.Map, err error) {
+	own := ebpf.ProgramID(0)
+	if info, err := f.tx.Tx.Info(); err == nil {
+		own, _ = info.ID()
+	}
+	res, err := link.QueryPrograms(link.QueryOptions{Target: tunnel, Attach: ebpf.AttachTCXIngress})
+	if err != nil {
+		return false, nil, err
+	}
+	for _, ap := range res.Programs {
+		if ap.ID == own {
+			continue
+		}
+		prog, err := ebpf.NewProgramFromID(ap.ID)
+		if err != nil {
+			continue
+		}
+		info, err := prog.Info()
+		prog.Close()
+		if err != nil || info.Name != bpf.SclpProgSclpUdpTx {
+			continue
+		}
+		ids, _ := info.MapIDs()
+		for _, id := range ids {
+			mm, err := ebpf.NewMapFromID(id)
+			if err != nil {
+				continue
+			}
+			if mi, err := mm.Info(); err == nil && mi.Name == bpf.SclpMapUdpTxPorts {
+				return true, mm, nil
+			}
+			mm.Close()
+		}
+		return true, nil, nil
+	}
+	return false, nil, nil
+}
+
+// borrowFilter loads sclp_udp_txsock reading m (another agent's udp_tx_ports).
+func (f *fastPath) borrowFilter(m *ebpf.Map) (*ebpf.Program, error) {
+	var o struct {
+		TxSock *ebpf.Program `ebpf:"sclp_udp_txsock"`
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{bpf.SclpMapUdpTxPorts: m}}
+	if err := f.spec.LoadAndAssign(&o, opts); err != nil {
+		return nil, fmt.Errorf("load the running agent's socket filter: %w", err)
+	}
+	return o.TxSock, nil
+}
+
+// othersGone reports whether the tunnel veth has no other datapath's sclp_udp_tx and its
+// fanout group no packet socket but mine (inodes); when the sockets cannot be listed, trust
+// says whether to go by the program alone (the agent said the old one is gone). Call in the
+// port's network namespace.
+func (f *fastPath) othersGone(tunnel, group int, mine map[uint64]bool, trust bool) bool {
+	found, m, err := f.foreignTx(tunnel)
+	if m != nil {
+		m.Close()
+	}
+	if err != nil || found {
+		return false
+	}
+	members, err := fanoutMembers(group)
+	if err != nil {
+		return trust
+	}
+	for _, ino := range members {
+		if !mine[ino] {
+			return false
+		}
+	}
+	return true
+}
+
+// dropBorrowed ends the port's borrowed filter: from then on sockFilter attaches this
+// datapath's.
+func (f *fastPath) dropBorrowed(name string) {
+	if k, ok := f.keys[name]; ok && k.borrowed != nil {
+		_ = k.borrowed.Close()
+		k.borrowed = nil
+		f.keys[name] = k
+	}
+}
+
+// Netlink sock_diag for packet sockets (linux/packet_diag.h).
+const (
+	packetShowFanout = 0x8
+	packetDiagFanout = 4
+)
+
+// fanoutMembers returns the inodes of the packet sockets in fanout group id (group ids are
+// per network namespace: the calling thread's), listed with NETLINK_SOCK_DIAG.
+func fanoutMembers(group int) ([]uint64, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	defer unix.Close(fd)
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+	// nlmsghdr (16) + packet_diag_req (family, protocol, pad, ino, show, cookie[2]: 20).
+	req := make([]byte, 36)
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], 36)
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	ne.PutUint32(req[8:], 1)
+	req[16] = unix.AF_PACKET
+	ne.PutUint32(req[24:], packetShowFanout)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	var out []uint64
+	buf := make([]byte, 32<<10)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			return nil, fmt.Errorf("sock_diag: %w", err)
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return nil, fmt.Errorf("sock_diag: %w", err)
+		}
+		for _, m := range msgs {
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				return out, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if e := int32(ne.Uint32(m.Data)); e != 0 {
+						return nil, fmt.Errorf("sock_diag: %w", unix.Errno(-e))
+					}
+				}
+				return out, nil
+			}
+			// packet_diag_msg (family, type, num, ino, cookie[2]: 16), then attributes.
+			if len(m.Data) < 16 {
+				continue
+			}
+			ino := uint64(ne.Uint32(m.Data[4:]))
+			for a := m.Data[16:]; len(a) >= 4; {
+				l, t := int(ne.Uint16(a)), ne.Uint16(a[2:])
+				if l < 4 || l > len(a) {
+					break
+				}
+				if t == packetDiagFanout && l >= 8 && int(ne.Uint32(a[4:])&0xffff) == group {
+					out = append(out, ino)
+				}
+				a = a[min((l+3)&^3, len(a)):]
+			}
+		}
+	}
 }
 
 // stopRx takes the port out of the receive map: from then on its datagrams take the socket.
@@ -287,10 +501,19 @@ func (f *fastPath) release(k fastPortKeys) {
 			f.locals[k.local] = n - 1
 		}
 	}
-	if rl := f.links[k.underlay]; rl != nil {
+	if k.borrowed != nil {
+		_ = k.borrowed.Close()
+	}
+	f.releaseLink(k.underlay)
+}
+
+// releaseLink drops one reference to the receive program's link on underlay, detaching it
+// with the last.
+func (f *fastPath) releaseLink(underlay int) {
+	if rl := f.links[underlay]; rl != nil {
 		if rl.refs--; rl.refs <= 0 {
 			_ = rl.l.Close()
-			delete(f.links, k.underlay)
+			delete(f.links, underlay)
 		}
 	}
 }

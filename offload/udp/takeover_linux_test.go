@@ -1,0 +1,171 @@
+//go:build linux
+
+package udp
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sclp-ovs/sclp-ovs/test/testbed"
+)
+
+// TestTakeoverNoDuplicates: a successor datapath (Standby, transmit fast path on) joins a
+// running one on host 0, as an agent taking over does, and small datagrams flow from VM 0 to
+// VM 1 over 16 flows (spread over both datapaths' fanout sockets) while both run, then again
+// after the old one closed and FinishTakeover returned. Every datagram arrives exactly once
+// in both phases: while the old datapath's sockets are in the fanout group the successor
+// sends nothing through its own program (its sockets skip exactly what the old one's program
+// sends, or with an old datapath without a transmit fast path take everything); after, the
+// successor's own transmit fast path carries the one-segment frames.
+//
+// old_nofastpath: the running datapath has no transmit fast path (an earlier version, or
+// --udp-fast-path=false); equal: both have it (the successor borrows the old one's filter).
+// Found by review: 700 of 1600 datagrams were delivered twice in the first case.
+func TestTakeoverNoDuplicates(t *testing.T) {
+	t.Run("old_nofastpath", func(t *testing.T) { testTakeoverDuplicates(t, true) })
+	t.Run("equal", func(t *testing.T) { testTakeoverDuplicates(t, false) })
+}
+
+func testTakeoverDuplicates(t *testing.T, oldNoFast bool) {
+	p := newPair(t, pairOptions{opts: Options{NoFastPath: oldNoFast}})
+	p.ping(t)
+	old := p.dps[0]
+	var succ *Datapath
+	if err := p.hosts[0].Do(func() (err error) {
+		if succ, err = New(Options{Standby: true}); err != nil {
+			return err
+		}
+		return succ.EnsurePort(context.Background(), p.specs[0])
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { succ.Close() })
+	if err := succ.Activate(); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than a neighbour refresh: a successor that did not defer would have written its
+	// transmit entry by now.
+	time.Sleep(neighRefresh + 200*time.Millisecond)
+	rc := newDupCounter(t, p.vms[1], 7200)
+
+	const flows, per = 16, 50
+	rc.send(t, p.vms[0], p.vms[1], 0, flows, per)
+	rc.check(t, "both datapaths running", flows*per)
+	st := succ.Stats().Ports["sclp0"]
+	if st.TxFastFrames != 0 {
+		t.Errorf("the successor sent %d frames through its own program while the old datapath's sockets were in the group", st.TxFastFrames)
+	}
+	// The frames went where they should: with equal versions the old datapath's program
+	// sends them all; else the fanout gives part of them to the successor's sockets.
+	if ot := old.Stats().Ports["sclp0"]; oldNoFast && (ot.TxFastFrames != 0 || st.TxFrames == 0) ||
+		!oldNoFast && ot.TxFastFrames < flows*per {
+		t.Errorf("unexpected split: old %+v, successor %+v", ot, st)
+	}
+
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.hosts[0].Do(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return succ.FinishTakeover(ctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(t, p.vms[0], p.vms[1], flows*per, flows, per)
+	rc.check(t, "after the takeover", 2*flows*per)
+	if n := succ.Stats().Ports["sclp0"].TxFastFrames; n == 0 {
+		t.Errorf("the successor's transmit fast path does not run after the takeover")
+	}
+}
+
+// dupCounter counts numbered datagrams received on a VM.
+type dupCounter struct {
+	c    *net.UDPConn
+	mu   sync.Mutex
+	seen map[uint32]int
+}
+
+func newDupCounter(t testing.TB, vm *testbed.VM, port int) *dupCounter {
+	t.Helper()
+	r := &dupCounter{seen: map[uint32]int{}}
+	if err := vm.Do(func() (err error) {
+		r.c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: vm.IP.AsSlice(), Port: port})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.c.SetReadBuffer(8 << 20)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 2048)
+		for {
+			n, err := r.c.Read(b)
+			if err != nil {
+				return
+			}
+			if n >= 4 {
+				r.mu.Lock()
+				r.seen[binary.BigEndian.Uint32(b)]++
+				r.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { r.c.Close(); <-done })
+	return r
+}
+
+// send sends flows*per 200-byte datagrams numbered from first, each flow from its own
+// source port.
+func (r *dupCounter) send(t testing.TB, from, to *testbed.VM, first, flows, per int) {
+	t.Helper()
+	b := make([]byte, 200)
+	for f := range flows {
+		var sc *net.UDPConn
+		if err := from.Do(func() (err error) {
+			sc, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: to.IP.AsSlice(), Port: r.c.LocalAddr().(*net.UDPAddr).Port})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range per {
+			binary.BigEndian.PutUint32(b, uint32(first+f*per+i))
+			if _, err := sc.Write(b); err != nil {
+				t.Errorf("send: %v", err)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		sc.Close()
+	}
+}
+
+// check waits (bounded) until want distinct datagrams arrived, lets late copies come, and
+// fails on any loss or duplicate.
+func (r *dupCounter) check(t testing.TB, phase string, want int) {
+	t.Helper()
+	count := func() (distinct, dups int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, c := range r.seen {
+			distinct++
+			dups += c - 1
+		}
+		return distinct, dups
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if d, _ := count(); d >= want {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // duplicates come right after their originals
+	d, dups := count()
+	t.Logf("%s: %d of %d distinct, %d duplicates", phase, d, want, dups)
+	if d != want || dups != 0 {
+		t.Errorf("%s: %d of %d datagrams lost, %d delivered twice (want 0 and 0)", phase, want-d, want, dups)
+	}
+}
