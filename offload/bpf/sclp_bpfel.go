@@ -120,7 +120,7 @@ type SclpTxScratch struct {
 
 type SclpUdpCounters struct {
 	_ structs.HostLayout
-	C [15]uint64
+	C [16]uint64
 }
 
 type SclpUdpLocalKey struct {
@@ -151,6 +151,7 @@ type SclpUdpRxPort struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	Mtu     uint32
+	Flags   uint32
 }
 
 type SclpUdpTxPort struct {
@@ -164,7 +165,7 @@ type SclpUdpTxPort struct {
 	Dmac     [6]uint8
 	Smac     [6]uint8
 	Ttl      uint8
-	Pad      uint8
+	Flags    uint8
 }
 
 type SclpUfScratch struct {

@@ -63,3 +63,10 @@ func Spec() (*ebpf.CollectionSpec, error) {
 	spec.Maps[MapTxScratch].MaxEntries = uint32(n)
 	return spec, nil
 }
+
+// UDPFastAllFrames is the flag (SclpUdpRxPort.Flags, SclpUdpTxPort.Flags) with which the
+// mode=udp fast path takes every frame that fits one segment. Without it, it takes only the
+// frames that may overtake the rest of their flow (TCP without payload, SYN, FIN or RST;
+// IP packets that are neither TCP nor UDP; non-IP frames on receive): udpfast.h,
+// uf_order_safe.
+const UDPFastAllFrames = 1

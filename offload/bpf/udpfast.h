@@ -43,7 +43,15 @@ struct udp_rx_key {
 struct udp_rx_port {
 	__u32 ifindex; /* datapath-side veth of the tunnel port */
 	__u32 mtu;     /* tunnel port MTU */
+	__u32 flags;   /* UF_ALL_FRAMES */
 };
+
+/* Flags of udp_rx_port and udp_tx_port. By default the fast path carries only frames whose
+ * order relative to the rest of their flow does not matter (uf_order_safe): the other frames
+ * of a flow take the userspace path (multi-segment messages, GSO frames) and would be
+ * overtaken. UF_ALL_FRAMES takes every frame that fits one segment, for ports whose traffic
+ * tolerates that. */
+#define UF_ALL_FRAMES 1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -69,6 +77,7 @@ enum udp_stat {
 	UST_TX_BYTES,         /* their frame bytes */
 	UST_TX_DROP_CSUM,     /* CHECKSUM_PARTIAL frames with a layout the program cannot sum */
 	UST_TX_DROP_ERROR,    /* a helper failed: dropped */
+	UST_RX_PASS_ORDER,    /* frames that must keep their order in their flow: to the socket */
 	UST_MAX,
 };
 
@@ -181,6 +190,46 @@ static __always_inline int uf_sum(struct uf_scratch *s, __u32 off, __u32 n, __u6
  * path delivers must carry a correct checksum, or a forwarding OVS would pass the wrong one
  * on; it is then marked CHECKSUM_UNNECESSARY, as injection's NEEDS_CSUM spares the receiver
  * the verification. */
+/* uf_order_safe reports whether an inner IP packet may overtake earlier packets of its flow,
+ * i.e. may take the fast path while the flow's other packets take the userspace path (a
+ * message of several segments is reassembled in userspace; a GSO frame is segmented there):
+ * a TCP segment without payload and without SYN, FIN or RST (an ACK: TCP takes reordered
+ * ACKs as it takes late ones), and IP packets that are neither TCP nor UDP (ICMP). TCP with
+ * payload and UDP (whose applications may send GSO and single datagrams on one flow) are not:
+ * overtaking them puts them out of order at the receiver (measured in review: the receiving
+ * VM's TCPOFOQueue grew by thousands with them on the fast path). ip points at the IP header
+ * with UF_CLASS_LEN readable bytes (zero past the packet); an IPv6 extension header is not
+ * looked through (not safe). */
+#define UF_CLASS_LEN (60 + 14)
+
+static __always_inline int uf_order_safe(const __u8 *ip)
+{
+	__u32 l4, tot;
+	__u8 proto;
+	if ((ip[0] >> 4) == 4) {
+		l4 = (ip[0] & 0x0f) * 4;
+		proto = ip[9];
+		if (proto != 6 && proto != 17)
+			return 1;
+		if (proto == 17 || l4 < IP_HLEN || (bpf_ntohs(*(__u16 *)(ip + 6)) & 0x3fff))
+			return 0;
+		tot = bpf_ntohs(*(__u16 *)(ip + 2));
+	} else if ((ip[0] >> 4) == 6) {
+		proto = ip[6];
+		if (proto == 58 || proto == 59)
+			return 1;
+		if (proto != 6)
+			return 0;
+		l4 = 40;
+		tot = 40 + bpf_ntohs(*(__u16 *)(ip + 4));
+	} else {
+		return 0;
+	}
+	const __u8 *th = ip + (l4 & 0x3c);
+	__u32 doff = (th[12] >> 4) * 4;
+	return doff >= 20 && tot == l4 + doff && !(th[13] & 0x07); /* FIN, SYN, RST */
+}
+
 static __always_inline int uf_inner_csum(struct uf_scratch *s, __u32 inner, __u16 *fix, __u32 *at)
 {
 	__u8 *f = s->buf + UF_INNER;
@@ -367,6 +416,13 @@ int sclp_udp_rx(struct __sk_buff *skb)
 		COUNT(st, UST_RX_PASS_OTHER);
 		return TC_ACT_UNSPEC;
 	}
+	/* uf_inner_csum checked the inner IP lengths against the frame. */
+	__u16 iet = *(__u16 *)(sc->buf + UF_INNER + 12);
+	if (!(port->flags & UF_ALL_FRAMES) && (iet == bpf_htons(0x0800) || iet == bpf_htons(0x86dd)) &&
+	    !uf_order_safe(sc->buf + UF_INNER + ETH_HLEN)) {
+		COUNT(st, UST_RX_PASS_ORDER);
+		return TC_ACT_UNSPEC;
+	}
 	if (r == UF_INNER_FIX && bpf_skb_store_bytes(skb, at, &fix, 2, 0)) {
 		COUNT(st, UST_RX_DROP_ERROR);
 		return TC_ACT_SHOT;
@@ -412,7 +468,7 @@ struct udp_tx_port {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u8 ttl;
-	__u8 pad;
+	__u8 flags; /* UF_ALL_FRAMES */
 };
 
 struct {
@@ -438,7 +494,8 @@ struct {
 /* uf_tx_port is THE decision which frames the transmit fast path takes, shared by the tc
  * program (sclp_udp_tx) and the transmit packet sockets' filter (sclp_udp_txsock), so the two
  * agree by construction: a non-GSO, untagged IPv4 frame of at most max_frame bytes on a port
- * with an entry. The packet sockets see frames before tc ingress; a frame the filter refuses
+ * with an entry, that may overtake its flow (uf_order_safe) unless the port has
+ * UF_ALL_FRAMES. The packet sockets see frames before tc ingress; a frame the filter refuses
  * is one the tc program sends. */
 static __always_inline struct udp_tx_port *uf_tx_port(struct __sk_buff *skb)
 {
@@ -446,6 +503,17 @@ static __always_inline struct udp_tx_port *uf_tx_port(struct __sk_buff *skb)
 	struct udp_tx_port *p = bpf_map_lookup_elem(&udp_tx_ports, &k);
 	if (!p || skb->len > p->max_frame || skb->len < ETH_HLEN + IP_HLEN || skb->gso_size ||
 	    skb->protocol != ETH_P_IP_BE || skb->vlan_present)
+		return NULL;
+	if (p->flags & UF_ALL_FRAMES)
+		return p;
+	/* Only frames that may overtake their flow's frames on the socket path. */
+	__u8 b[IP_HLEN + 64] = {};
+	__u32 n = skb->len - ETH_HLEN; /* >= IP_HLEN: checked above */
+	if (n > UF_CLASS_LEN)
+		n = UF_CLASS_LEN;
+	/* The mask keeps the value (IP_HLEN..UF_CLASS_LEN) and gives the verifier its bounds. */
+	n = ((n - IP_HLEN) & 0x3f) + IP_HLEN;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, b, n) || !uf_order_safe(b))
 		return NULL;
 	return p;
 }

@@ -15,6 +15,7 @@ import (
 type fastObjects struct {
 	Rx      *ebpf.Program `ebpf:"sclp_udp_rx"`
 	Tx      *ebpf.Program `ebpf:"sclp_udp_tx"`
+	TxSock  *ebpf.Program `ebpf:"sclp_udp_txsock"`
 	RxPorts *ebpf.Map     `ebpf:"udp_rx_ports"`
 	TxPorts *ebpf.Map     `ebpf:"udp_tx_ports"`
 	Locals  *ebpf.Map     `ebpf:"udp_locals"`
@@ -34,9 +35,11 @@ const (
 	ustRxNoPort   = 6
 	ustRxDropCsum = 9
 	ustTxFrames   = 11
+	ustRxOrder    = 15
 )
 
-// loadFast loads the fast path's objects with one port each way: transmit on the test
+// loadFast loads the fast path's objects with one port each way (taking every frame that
+// fits: UDPFastAllFrames; TestUDPFastOrderSafe clears it): transmit on the test
 // run's device (loopback, ifindex 1) from localB to peerA, receive from peerA to localB.
 func loadFast(tb testing.TB) *fastObjects {
 	tb.Helper()
@@ -50,17 +53,17 @@ func loadFast(tb testing.TB) *fastObjects {
 		tb.Fatalf("load: %v", err)
 	}
 	tb.Cleanup(func() {
-		for _, c := range []interface{ Close() error }{o.Rx, o.Tx, o.RxPorts, o.TxPorts, o.Locals, o.Stats} {
+		for _, c := range []interface{ Close() error }{o.Rx, o.Tx, o.TxSock, o.RxPorts, o.TxPorts, o.Locals, o.Stats} {
 			c.Close()
 		}
 	})
 	tx := SclpUdpTxPort{Local: be32(localB), Peer: be32(peerA), Vni: testVNI, Ifindex: fastUnderlay,
-		MaxFrame: 1500 - 48, Port: fastPort, Dmac: macA, Smac: macB}
+		MaxFrame: 1500 - 48, Port: fastPort, Dmac: macA, Smac: macB, Flags: UDPFastAllFrames}
 	if err := o.TxPorts.Put(uint32(1), tx); err != nil {
 		tb.Fatal(err)
 	}
 	rk := SclpUdpRxKey{Peer: be32(localB), Local: be32(peerA), Vni: testVNI, Port: fastPort}
-	if err := o.RxPorts.Put(rk, SclpUdpRxPort{Ifindex: fastTunnel, Mtu: 1500}); err != nil {
+	if err := o.RxPorts.Put(rk, SclpUdpRxPort{Ifindex: fastTunnel, Mtu: 1500, Flags: UDPFastAllFrames}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := o.Locals.Put(SclpUdpLocalKey{Addr: be32(peerA), Port: fastPort}, uint32(1)); err != nil {
@@ -310,6 +313,99 @@ func TestUDPFastRxInnerChecksums(t *testing.T) {
 		}
 		if !c.finish {
 			equalBytes(t, c.name, out, frame)
+		}
+	}
+}
+
+// tcpFrame is an Ethernet + IPv4 + TCP frame (20-byte TCP header) with the given flags and
+// payload length, padded with zeros to pad bytes if longer.
+func tcpFrame(flags byte, payload, pad int) []byte {
+	n := 14 + 20 + 20 + payload
+	f := make([]byte, max(n, pad))
+	copy(f[0:6], []byte{0x02, 1, 2, 3, 4, 5})
+	copy(f[6:12], []byte{0x02, 6, 7, 8, 9, 10})
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 6
+	binary.BigEndian.PutUint16(ip[2:], uint16(n-14))
+	copy(ip[12:], []byte{192, 168, 1, 1, 192, 168, 1, 2})
+	binary.BigEndian.PutUint16(ip[10:], ^sclp.Fold(sclp.Sum(ip[:20], 0)))
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 5201)
+	tcp[12], tcp[13] = 5<<4, flags
+	for i := range payload {
+		tcp[20+i] = byte(i)
+	}
+	return f
+}
+
+// TestUDPFastOrderSafe: without UDPFastAllFrames the fast path takes, both ways, only frames
+// that may overtake the rest of their flow (which takes the userspace path for its large
+// messages): TCP ACKs without payload (also padded to the Ethernet minimum) and ICMP; TCP
+// with payload, SYN, FIN, RST and UDP go to the packet socket on transmit (the socket filter
+// agrees with the tc program on every frame) and to the UDP socket on receive (counted).
+func TestUDPFastOrderSafe(t *testing.T) {
+	o := loadFast(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	icmp := innerFrame(r, 98)
+	icmp[14+9] = 1
+	binary.BigEndian.PutUint16(icmp[14+10:], 0)
+	binary.BigEndian.PutUint16(icmp[14+10:], ^sclp.Fold(sclp.Sum(icmp[14:34], 0)))
+	const ack, psh, syn, fin, rst = 0x10, 0x08, 0x02, 0x01, 0x04
+	cases := []struct {
+		name  string
+		frame []byte
+		safe  bool
+	}{
+		{"ack", tcpFrame(ack, 0, 0), true},
+		{"ack padded to 60 bytes", tcpFrame(ack, 0, 60), true},
+		{"icmp", icmp, true},
+		{"tcp data", tcpFrame(ack|psh, 100, 0), false},
+		{"tcp 1 byte", tcpFrame(ack, 1, 0), false},
+		{"syn", tcpFrame(syn, 0, 0), false},
+		{"fin", tcpFrame(fin|ack, 0, 0), false},
+		{"rst", tcpFrame(rst|ack, 0, 0), false},
+		{"udp", innerFrame(r, 200), false},
+	}
+	setFlags := func(flags uint8) {
+		var tx SclpUdpTxPort
+		if err := o.TxPorts.Lookup(uint32(1), &tx); err != nil {
+			t.Fatal(err)
+		}
+		tx.Flags = flags
+		if err := o.TxPorts.Put(uint32(1), tx); err != nil {
+			t.Fatal(err)
+		}
+		rk := SclpUdpRxKey{Peer: be32(localB), Local: be32(peerA), Vni: testVNI, Port: fastPort}
+		if err := o.RxPorts.Put(rk, SclpUdpRxPort{Ifindex: fastTunnel, Mtu: 1500, Flags: uint32(flags)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range cases {
+		// The datagram the sender would build (all frames), for the receive side.
+		setFlags(UDPFastAllFrames)
+		ret, dgram := run(t, o.Tx, c.frame)
+		if ret != actRedirect {
+			t.Fatalf("%s: all-frames tx verdict %#x", c.name, ret)
+		}
+		setFlags(0)
+		txRet, _ := run(t, o.Tx, c.frame)
+		// A test run of a socket filter pulls an Ethernet header (data then starts at the IP
+		// header); a packet socket runs it with data at the MAC header. So the filter gets
+		// the frame behind a copy of its own Ethernet header, as a packet socket shows it.
+		sockRet, _ := run(t, o.TxSock, append(append([]byte(nil), c.frame[:14]...), c.frame...))
+		order := o.counter(t, ustRxOrder)
+		rxRet, _ := run(t, o.Rx, dgram)
+		passed := o.counter(t, ustRxOrder) - order
+		if took := txRet == actRedirect; took != c.safe {
+			t.Errorf("%s: tx verdict %#x, want taken %v", c.name, txRet, c.safe)
+		}
+		if skip := sockRet == 0; skip != (txRet == actRedirect) {
+			t.Errorf("%s: socket filter %#x disagrees with tx verdict %#x (a frame sent twice or never)", c.name, sockRet, txRet)
+		}
+		if took := rxRet == actRedirect; took != c.safe || passed != map[bool]uint64{true: 0, false: 1}[c.safe] {
+			t.Errorf("%s: rx verdict %#x, order passes %d, want taken %v", c.name, rxRet, passed, c.safe)
 		}
 	}
 }

@@ -47,6 +47,15 @@ type Options struct {
 	// controller/metrics FromUDP). If a program cannot be loaded or attached, the datapath
 	// logs it once (Logf) and runs without it.
 	NoFastPath bool
+	// FastPathAllFrames lets the fast path take every frame that fits one segment. By
+	// default it takes only frames that may overtake the rest of their flow, whose other
+	// frames (multi-segment messages, GSO frames) take the userspace path: TCP ACKs without
+	// payload, ICMP, and on receive non-IP frames (offload/bpf udpfast.h, uf_order_safe).
+	// TCP data and UDP then keep their order; with this set, a small datagram or TCP segment
+	// can arrive before a larger one of its flow sent earlier (measured in review: thousands
+	// of out-of-order TCP segments at the receiving VM). For ports whose UDP applications
+	// never mix GSO and single sends on one flow and whose TCP is not throughput-critical.
+	FastPathAllFrames bool
 	// NoFastPathTx keeps the receive half of the fast path but sends every
 	// frame through the transmit workers (the transmit half: a program on the tunnel veth that sends frames
 	// of one segment itself, which the workers' packet sockets then skip).
