@@ -56,7 +56,10 @@ type Datapath struct {
 	fastTried bool
 	// takeoverDone: FinishTakeover was called (the previous agent has stopped).
 	takeoverDone bool
-	fastStop  chan struct{} // closed by Close: ends the neighbour refresh
+	fastStop     chan struct{} // closed by Close: ends the neighbour refresh
+	// refreshDone is closed when the neighbour refresh has ended (nil: it never ran); Close
+	// waits for it, since its thread sits in the datapath's network namespace.
+	refreshDone chan struct{}
 }
 
 var _ offload.Datapath = (*Datapath)(nil)
@@ -374,6 +377,12 @@ func (d *Datapath) RemovePort(ctx context.Context, name string) error {
 // Close stops every port. Partial messages still being reassembled are lost; Stats().Rx
 // .LostOnStop says how many.
 func (d *Datapath) Close() error {
+	var refreshDone chan struct{}
+	defer func() { // after the unlock: the refresh may be waiting for the lock
+		if refreshDone != nil {
+			<-refreshDone
+		}
+	}()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -406,6 +415,7 @@ func (d *Datapath) Close() error {
 		d.fast.close()
 		d.fast = nil
 		close(d.fastStop)
+		refreshDone = d.refreshDone
 	}
 	d.closed = true
 	return nil
@@ -426,7 +436,6 @@ func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) bool
 			d.opts.Logf("udp datapath: running without the fast path: %v", err)
 			return false
 		}
-		f.flags = fastFlags(d.opts.FastPathAllFrames)
 		d.fast = f
 		d.fastStop = make(chan struct{})
 		d.startRefresh()
@@ -463,12 +472,10 @@ func (d *Datapath) startRefresh() {
 		nsh.Close()
 		return
 	}
-	stop := d.fastStop
+	stop, done := d.fastStop, make(chan struct{})
+	d.refreshDone = done
 	go func() {
-		// The thread stays in the datapath's namespace (the TCX queries and socket
-		// listing of finishTakeover go by the thread's); it ends with the goroutine.
-		runtime.LockOSThread()
-		inNS := netns.Set(nsh) == nil
+		defer close(done)
 		defer nsh.Close()
 		defer h.Close()
 		t := time.NewTicker(neighRefresh)
@@ -480,15 +487,43 @@ func (d *Datapath) startRefresh() {
 			case <-t.C:
 			}
 			d.mu.Lock()
+			deferred := false
 			if d.fast != nil {
 				d.fast.refreshAll(netlinkNeigh{h})
-				if inNS {
-					d.finishTakeover()
+				for _, p := range d.byName {
+					deferred = deferred || p.fastDeferred
 				}
 			}
 			d.mu.Unlock()
+			if deferred {
+				// The TCX queries and the socket listing go by the thread's namespace.
+				inNetns(nsh, func() {
+					d.mu.Lock()
+					d.finishTakeover()
+					d.mu.Unlock()
+				})
+			}
 		}
 	}()
+}
+
+// inNetns runs fn with the calling goroutine locked to its thread, the thread in ns.
+func inNetns(ns netns.NsHandle, fn func()) {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		runtime.UnlockOSThread()
+		return
+	}
+	fn()
+	if netns.Set(orig) == nil {
+		runtime.UnlockOSThread()
+	} // else the thread stays locked and ends with the goroutine
 }
 
 func (d *Datapath) acquireSrc(local netip.Addr) (*srcSockets, error) {
