@@ -235,6 +235,19 @@ func runAgent(ctx context.Context, d Deps, cfg AgentConfig, resync time.Duration
 		}
 		active.Store(true)
 		log.Info("took over from the previous agent")
+		// mode=udp ports defer their transmit fast path while the old agent's sockets are on
+		// their veths; it is stopping now: start it once they are gone (docs/udp-mode.md).
+		for mode, dp := range ad.Datapaths {
+			if f, ok := dp.(interface{ FinishTakeover(context.Context) error }); ok {
+				go func() {
+					fctx, cancel := context.WithTimeout(runCtx, takeoverWait)
+					defer cancel()
+					if err := f.FinishTakeover(fctx); err != nil && runCtx.Err() == nil {
+						log.Warn("transmit fast path not started on every port", "mode", mode, "err", err)
+					}
+				}()
+			}
+		}
 	}
 	var handedTo atomic.Pointer[HandoverRequest]
 	stopStatus, err := serveStatusHandlers(sock, StatusHandlers{

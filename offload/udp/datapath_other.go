@@ -53,6 +53,9 @@ func (*Datapath) EnsurePort(context.Context, offload.PortSpec) error { return Er
 // RemovePort returns ErrNotSupported.
 func (*Datapath) RemovePort(context.Context, string) error { return ErrNotSupported }
 
+// FinishTakeover does nothing.
+func (*Datapath) FinishTakeover(context.Context) error { return nil }
+
 // Close does nothing.
 func (*Datapath) Close() error { return nil }
 
