@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,12 +99,14 @@ func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
 		db      string
 		after   string
 		marker  string
+		probes  string
 	)
 	agent.Action = func(c *ucli.Context) error {
 		ran = true
 		db = c.String("db")
 		metrics = c.String("metrics-address")
 		after, marker = c.String("after-handover"), c.String("retired-marker")
+		probes = c.String("probe-socket")
 		if !kubernetes.Enabled(c) {
 			return errors.New("--kubernetes is not set")
 		}
@@ -123,6 +128,11 @@ func TestDaemonSetArgsParseInTheRealApp(t *testing.T) {
 	}
 	if after != "retire" || marker == "" {
 		t.Errorf("--after-handover %q --retired-marker %q, want retire and a marker (surge update)", after, marker)
+	}
+	for _, pr := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
+		if pr.Exec == nil || !slices.Contains(pr.Exec.Command, "--socket="+probes) || probes == "" {
+			t.Errorf("--probe-socket parsed to %q; probe %+v does not ask it", probes, pr.ProbeHandler)
+		}
 	}
 	want := kubernetes.Config{NodeName: "node-a", Selector: cm.Data["node-selector"], AddressType: "InternalIP",
 		Bridge: cm.Data["bridge"], Resync: kubernetes.DefaultResync}
@@ -168,17 +178,13 @@ func TestDaemonSetArgsAcceptedByTheBinary(t *testing.T) {
 	}
 }
 
-// TestProbePathsServed checks that the agent's metrics server (controller/metrics, which
-// `sclp-ovs agent --metrics-address` starts) serves the paths of the probes and the scrape.
-func TestProbePathsServed(t *testing.T) {
-	ds, c, _, _ := agentOf(t)
+// TestScrapePathServed checks that the agent's metrics server (controller/metrics, which
+// `sclp-ovs agent --metrics-address` starts) serves the scrape annotation's path.
+func TestScrapePathServed(t *testing.T) {
+	ds, _, _, _ := agentOf(t)
 	srv := httptest.NewServer(metrics.Handler(metrics.ServerOptions{Gatherer: prometheus.NewRegistry()}))
 	defer srv.Close()
-	paths := []string{ds.Spec.Template.Annotations["prometheus.io/path"]}
-	for _, p := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
-		paths = append(paths, p.HTTPGet.Path)
-	}
-	for _, p := range append(paths, "/no-such-path") {
+	for _, p := range []string{ds.Spec.Template.Annotations["prometheus.io/path"], "/no-such-path"} {
 		resp, err := http.Get(srv.URL + p)
 		if err != nil {
 			t.Fatal(err)
@@ -187,6 +193,62 @@ func TestProbePathsServed(t *testing.T) {
 		if (resp.StatusCode == http.StatusOK) != (p != "/no-such-path") {
 			t.Errorf("GET %s: %s", p, resp.Status)
 		}
+	}
+}
+
+// TestProbeCommandsRunInTheRealApp runs every probe's exec command in the real sclp-ovs
+// application (cli.Run), its socket moved to a test directory where a stand-in agent
+// answers: each asks the path it should (/healthz, readiness /readyz), exits 0 on 200 and
+// 1 on 503 or when nothing answers. (The agent's side of the socket: cli's
+// TestProbeSocketAnswersForItsOwnProcess; both together on a real host: surge_linux_test.)
+func TestProbeCommandsRunInTheRealApp(t *testing.T) {
+	_, c, _, _ := agentOf(t)
+	sock := filepath.Join(t.TempDir(), "probe.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status atomic.Int32
+	var asked atomic.Value
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.URL.Path)
+		w.WriteHeader(int(status.Load()))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	run := func(cmd []string) int {
+		args := slices.Clone(cmd)
+		for i, a := range args {
+			if strings.HasPrefix(a, "--socket=") {
+				args[i] = "--socket=" + sock
+			}
+		}
+		var out bytes.Buffer
+		return cli.Run(cli.Deps{Stdout: &out, Stderr: &out}, args)
+	}
+	for name, pr := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		if pr.Exec == nil {
+			t.Errorf("%s: not an exec probe", name)
+			continue
+		}
+		want := "/healthz"
+		if name == "readiness" {
+			want = "/readyz"
+		}
+		for _, tc := range []struct {
+			status int32
+			exit   int
+		}{{http.StatusOK, cli.ExitOK}, {http.StatusServiceUnavailable, cli.ExitFailure}} {
+			status.Store(tc.status)
+			asked.Store("")
+			if got := run(pr.Exec.Command); got != tc.exit || asked.Load() != want {
+				t.Errorf("%s probe %q answered %d: exit %d asking %q, want exit %d asking %s", name, pr.Exec.Command, tc.status, got, asked.Load(), tc.exit, want)
+			}
+		}
+	}
+	srv.Close()
+	if got := run(c.ReadinessProbe.Exec.Command); got != cli.ExitFailure {
+		t.Errorf("readiness probe with no agent: exit %d", got)
 	}
 }
 

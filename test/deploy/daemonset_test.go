@@ -143,8 +143,9 @@ func TestDaemonSetWiring(t *testing.T) {
 		t.Errorf("POD_IP is not status.podIP from the downward API")
 	}
 
-	// One metrics port, the same everywhere: ConfigMap, probes, scrape annotations,
-	// Service (every reference resolves: see resolvePort).
+	// One metrics port, the same everywhere: ConfigMap, scrape annotations, Service (every
+	// reference resolves: see resolvePort). The probes ask the pod's own agent instead
+	// (checkExecProbes).
 	metrics, err := strconv.Atoi(cm.Data["metrics-port"])
 	if err != nil {
 		t.Fatalf("ConfigMap metrics-port %q: %v", cm.Data["metrics-port"], err)
@@ -152,23 +153,7 @@ func TestDaemonSetWiring(t *testing.T) {
 	if a := ds.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != strconv.Itoa(metrics) || a["prometheus.io/path"] != "/metrics" {
 		t.Errorf("scrape annotations %v, want port %d path /metrics", a, metrics)
 	}
-	for name, pr := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-		want := "/healthz"
-		if name == "readiness" {
-			want = "/readyz"
-		}
-		if pr == nil || pr.HTTPGet == nil {
-			t.Errorf("no %s httpGet probe", name)
-			continue
-		}
-		port, err := resolvePort(c, pr.HTTPGet.Port)
-		if err != nil {
-			t.Errorf("%s probe: %v", name, err)
-		}
-		if pr.HTTPGet.Path != want || port != metrics || pr.HTTPGet.Host != "" {
-			t.Errorf("%s probe %+v (port %d), want %s on port %d of the pod IP", name, pr.HTTPGet, port, want, metrics)
-		}
-	}
+	checkExecProbes(t, ds.Spec.Template.Spec, c)
 	svc := b.Services[0]
 	if port, err := resolvePort(c, svc.Spec.Ports[0].TargetPort); err != nil || port != metrics || svc.Spec.Ports[0].Port != int32(metrics) {
 		t.Errorf("Service port %+v (target %d, %v), want %d -> %d", svc.Spec.Ports[0], port, err, metrics, metrics)

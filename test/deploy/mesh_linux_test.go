@@ -3,10 +3,12 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -318,27 +320,95 @@ func linkIndexes(t *testing.T, ns *testbed.NS) map[string]string {
 // (mode=ip has its own tests) and kubeconfig.
 func startMeshAgent(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, kubeconfig string, extra ...string) *testbed.Proc {
 	t.Helper()
-	_, c, cm, _ := agentOf(t)
+	p, _ := startMeshPod(t, o, name, ip, kubeconfig, extra...)
+	return p
+}
+
+// meshPod is one started agent's pod: its emptyDir (/tmp in the manifest) is a directory
+// of its own, as a new pod gets.
+type meshPod struct {
+	mount, dir string
+}
+
+// path maps a path of the manifest (the container's view) to the pod's own directory.
+func (p meshPod) path(s string) string {
+	if rest, ok := strings.CutPrefix(s, p.mount+"/"); ok {
+		return filepath.Join(p.dir, rest)
+	}
+	return s
+}
+
+// startMeshPod is startMeshAgent also returning the pod, whose emptyDir paths (the retired
+// marker, the probe socket) point into a directory of its own; extra arguments come last
+// and override the manifest's (an extra --db, a global flag, replaces the test's OVSDB).
+func startMeshPod(t *testing.T, o *testbed.OVS, name string, ip netip.Addr, kubeconfig string, extra ...string) (*testbed.Proc, meshPod) {
+	t.Helper()
+	ds, c, cm, _ := agentOf(t)
 	args, err := containerArgs(c, cm, map[string]string{"spec.nodeName": name, "status.podIP": ip.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pod := meshPod{dir: t.TempDir()}
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--retired-marker="); ok {
+			pod.mount = podDir(ds.Spec.Template.Spec, c, v)
+		}
+	}
+	if pod.mount == "" {
+		t.Fatal("the manifest's --retired-marker is not in an emptyDir")
+	}
 	pins := t.TempDir()
+	db := "--db=" + o.DBEndpoint()
+	extra = slices.DeleteFunc(slices.Clone(extra), func(a string) bool {
+		if strings.HasPrefix(a, "--db=") {
+			db = a
+			return true
+		}
+		return false
+	})
 	for i, a := range args {
 		switch {
 		case strings.HasPrefix(a, "--db="):
-			args[i] = "--db=" + o.DBEndpoint()
+			args[i] = db
 		case strings.HasPrefix(a, "--pin-path="):
 			args[i] = "--pin-path=" + pins
 		case strings.HasPrefix(a, "--modes="):
 			args[i] = "--modes=udp"
-		case strings.HasPrefix(a, "--retired-marker="):
-			// The pod's emptyDir: one per started agent, as a new pod gets.
-			args[i] = "--retired-marker=" + filepath.Join(t.TempDir(), "retired")
+		default:
+			if k, v, ok := strings.Cut(a, "="); ok {
+				args[i] = k + "=" + pod.path(v)
+			}
 		}
 	}
 	args = append(append(args, "--kubeconfig="+kubeconfig), extra...)
-	return testbed.StartCmd(t, o.Command(append([]string{agentBinary(t)}, args[1:]...)...))
+	return testbed.StartCmd(t, o.Command(append([]string{agentBinary(t)}, args[1:]...)...)), pod
+}
+
+// execProbe runs the manifest's exec probe pr of the pod as the kubelet does (the real
+// binary, the command's arguments with the pod's emptyDir) and returns its exit code and
+// output.
+func execProbe(t *testing.T, pod meshPod, pr *corev1.Probe) (int, string) {
+	t.Helper()
+	if pr == nil || pr.Exec == nil {
+		t.Fatalf("probe %+v is not an exec probe", pr)
+	}
+	args := slices.Clone(pr.Exec.Command[1:])
+	for i, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			args[i] = k + "=" + pod.path(v)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(max(pr.TimeoutSeconds, 1))*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, agentBinary(t), args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("probe %q: %v", args, err)
+	}
+	return 0, string(out)
 }
 
 // checkRBAC fails the test for any request ("verb resource") that the rendered ClusterRole

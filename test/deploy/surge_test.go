@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -83,15 +84,7 @@ func checkSurge(t *testing.T, ds *appsv1.DaemonSet) {
 		}
 	}
 	c := &pod.Containers[0]
-	for name, pr := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-		if pr == nil || pr.HTTPGet == nil {
-			t.Errorf("no %s httpGet probe", name)
-			continue
-		}
-		if _, err := resolvePort(c, pr.HTTPGet.Port); err != nil {
-			t.Errorf("%s probe: %v", name, err)
-		}
-	}
+	checkExecProbes(t, pod, c)
 
 	var after, marker string
 	for _, a := range c.Args {
@@ -108,19 +101,83 @@ func checkSurge(t *testing.T, ds *appsv1.DaemonSet) {
 	// The marker must live exactly as long as the pod: in an emptyDir mounted in the
 	// container (not a hostPath, which a new pod would inherit; not the image, which a
 	// restarted container would not).
+	if podDir(pod, c, marker) == "" {
+		t.Errorf("--retired-marker=%q is not on a writable emptyDir mount", marker)
+	}
+}
+
+// podDir returns the mount path of the writable emptyDir of c that holds path: a directory
+// of this pod alone ("" when path is elsewhere).
+func podDir(pod corev1.PodSpec, c *corev1.Container, path string) string {
 	vols := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		vols[v.Name] = v
 	}
-	inEmptyDir := false
+	dir := ""
 	for _, m := range c.VolumeMounts {
-		if marker != "" && strings.HasPrefix(marker, strings.TrimSuffix(m.MountPath, "/")+"/") {
-			v := vols[m.Name]
-			inEmptyDir = v.EmptyDir != nil && !m.ReadOnly
+		if path != "" && strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			if v := vols[m.Name]; v.EmptyDir != nil && !m.ReadOnly {
+				dir = strings.TrimSuffix(m.MountPath, "/")
+			} else {
+				dir = ""
+			}
 		}
 	}
-	if !inEmptyDir {
-		t.Errorf("--retired-marker=%q is not on a writable emptyDir mount", marker)
+	return dir
+}
+
+// checkExecProbes checks that the startup, liveness and readiness probes ask the pod's own
+// agent (finding 8 of the surge review): exec probes running the container's own binary
+// (`sclp-ovs probe healthz|readyz`) on the socket the agent serves with --probe-socket, in
+// the pod's emptyDir, with a client timeout under the probe's. An httpGet or tcpSocket
+// probe on the host network reaches whichever agent holds the port: during a surge update,
+// the old one, which would make a stuck new pod count as ready.
+func checkExecProbes(t *testing.T, pod corev1.PodSpec, c *corev1.Container) {
+	t.Helper()
+	var sock string
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--probe-socket="); ok {
+			sock = v
+		}
+	}
+	if podDir(pod, c, sock) == "" {
+		t.Errorf("--probe-socket=%q is not on a writable emptyDir mount (the probes must reach this pod's agent alone)", sock)
+	}
+	for name, pr := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		want := "healthz"
+		if name == "readiness" {
+			want = "readyz"
+		}
+		if pr == nil || pr.Exec == nil || pr.HTTPGet != nil || pr.TCPSocket != nil || pr.GRPC != nil {
+			t.Errorf("%s probe %+v: want an exec probe asking the pod's own agent", name, pr)
+			continue
+		}
+		cmd := pr.Exec.Command
+		if len(cmd) < 3 || len(c.Command) == 0 || cmd[0] != c.Command[0] || cmd[1] != "probe" || cmd[len(cmd)-1] != want {
+			t.Errorf("%s probe %q, want [%s probe ... %s]", name, cmd, strings.Join(c.Command, " "), want)
+			continue
+		}
+		var gotSock string
+		timeout := time.Duration(-1)
+		for _, a := range cmd[2 : len(cmd)-1] {
+			if v, ok := strings.CutPrefix(a, "--socket="); ok {
+				gotSock = v
+			} else if v, ok := strings.CutPrefix(a, "--timeout="); ok {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					t.Errorf("%s probe %s: %v", name, a, err)
+				}
+				timeout = d
+			} else {
+				t.Errorf("%s probe: unexpected argument %q", name, a)
+			}
+		}
+		if gotSock != sock {
+			t.Errorf("%s probe asks socket %q, the agent serves --probe-socket=%q", name, gotSock, sock)
+		}
+		if limit := time.Duration(max(pr.TimeoutSeconds, 1)) * time.Second; timeout <= 0 || timeout >= limit {
+			t.Errorf("%s probe --timeout %v, want set and under timeoutSeconds (%v): the probe should say why, not be killed", name, timeout, limit)
+		}
 	}
 }
 
