@@ -125,6 +125,8 @@ struct {
 
 struct sk_buff___udpfast {
 	__u8 ip_summed : 2;
+	__u16 csum_start;
+	__u16 mac_header;
 } __attribute__((preserve_access_index));
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
@@ -194,8 +196,10 @@ static __always_inline int uf_sum(struct uf_scratch *s, __u32 off, __u32 n, __u6
  * i.e. may take the fast path while the flow's other packets take the userspace path (a
  * message of several segments is reassembled in userspace; a GSO frame is segmented there):
  * a TCP segment without payload and without SYN, FIN or RST (an ACK: TCP takes reordered
- * ACKs as it takes late ones), and IP packets that are neither TCP nor UDP (ICMP). TCP with
- * payload and UDP (whose applications may send GSO and single datagrams on one flow) are not:
+ * ACKs as it takes late ones), and ICMP/ICMPv6. TCP with payload, UDP (whose applications
+ * may send GSO and single datagrams on one flow) and other protocols (SCTP, ESP, GRE: they
+ * may have order or checksum needs of their own; SCTP's CRC32c is not an Internet checksum
+ * the transmit program could account for) are not:
  * overtaking them puts them out of order at the receiver (measured in review: the receiving
  * VM's TCPOFOQueue grew by thousands with them on the fast path). ip points at the IP header
  * with UF_CLASS_LEN readable bytes (zero past the packet); an IPv6 extension header is not
@@ -209,9 +213,9 @@ static __always_inline int uf_order_safe(const __u8 *ip)
 	if ((ip[0] >> 4) == 4) {
 		l4 = (ip[0] & 0x0f) * 4;
 		proto = ip[9];
-		if (proto != 6 && proto != 17)
+		if (proto == 1)
 			return 1;
-		if (proto == 17 || l4 < IP_HLEN || (bpf_ntohs(*(__u16 *)(ip + 6)) & 0x3fff))
+		if (proto != 6 || l4 < IP_HLEN || (bpf_ntohs(*(__u16 *)(ip + 6)) & 0x3fff))
 			return 0;
 		tot = bpf_ntohs(*(__u16 *)(ip + 2));
 	} else if ((ip[0] >> 4) == 6) {
@@ -379,6 +383,13 @@ int sclp_udp_rx(struct __sk_buff *skb)
 	if (!trusted) {
 		struct sk_buff___udpfast *kskb = bpf_cast_to_kern_ctx(skb);
 		trusted = BPF_CORE_READ_BITFIELD(kskb, ip_summed) == UF_CHECKSUM_PARTIAL;
+		/* A local CHECKSUM_PARTIAL skb whose checksum start is in the headers removed
+		 * below (a UDP socket's own, unfinished checksum) would keep a csum_start before
+		 * the new frame: a later checksum helper (a forwarding VM) would fail on it. */
+		if (trusted && (__u32)kskb->csum_start - (__u32)kskb->mac_header < UF_ENCAP) {
+			COUNT(st, UST_RX_PASS_OTHER);
+			return TC_ACT_UNSPEC;
+		}
 	}
 
 	__u32 zero = 0;
@@ -423,7 +434,9 @@ int sclp_udp_rx(struct __sk_buff *skb)
 		COUNT(st, UST_RX_PASS_ORDER);
 		return TC_ACT_UNSPEC;
 	}
-	if (r == UF_INNER_FIX && bpf_skb_store_bytes(skb, at, &fix, 2, 0)) {
+	/* BPF_F_RECOMPUTE_CSUM keeps a CHECKSUM_COMPLETE skb's csum right (the pop below
+	 * subtracts the removed headers from it too: bpf_skb_generic_pop). */
+	if (r == UF_INNER_FIX && bpf_skb_store_bytes(skb, at, &fix, 2, BPF_F_RECOMPUTE_CSUM)) {
 		COUNT(st, UST_RX_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
@@ -504,8 +517,14 @@ static __always_inline struct udp_tx_port *uf_tx_port(struct __sk_buff *skb)
 	if (!p || skb->len > p->max_frame || skb->len < ETH_HLEN + IP_HLEN || skb->gso_size ||
 	    skb->protocol != ETH_P_IP_BE || skb->vlan_present)
 		return NULL;
-	if (p->flags & UF_ALL_FRAMES)
+	if (p->flags & UF_ALL_FRAMES) {
+		/* SCTP's CHECKSUM_PARTIAL is a CRC32c (csum_not_inet), which the outer UDP
+		 * checksum cannot be computed around: left to the packet socket. */
+		__u8 proto = 0;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 9, &proto, 1) || proto == 132)
+			return NULL;
 		return p;
+	}
 	/* Only frames that may overtake their flow's frames on the socket path. */
 	__u8 b[IP_HLEN + 64] = {};
 	__u32 n = skb->len - ETH_HLEN; /* >= IP_HLEN: checked above */
