@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,6 +64,21 @@ func alive(p *testbed.Proc) bool {
 	}
 }
 
+// podProbe runs `sclp-ovs probe` (the DaemonSet's exec probe) on the probe socket of the
+// "pod" directory pod and returns its exit code and output.
+func podProbe(t *testing.T, pod, what string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(binary, "probe", "--socket="+filepath.Join(pod, "probe.sock"), "--timeout=2s", what).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatalf("sclp-ovs probe: %v", err)
+	}
+	return 0, string(out)
+}
+
 // sigterm stops p with SIGTERM and wants exit status 0 within 5 s.
 func sigterm(t *testing.T, what string, p *testbed.Proc) {
 	t.Helper()
@@ -73,14 +90,17 @@ func sigterm(t *testing.T, what string, p *testbed.Proc) {
 
 // TestSurgeUpgrade is the Kubernetes surge update of a mode=udp host (maxSurge 1,
 // maxUnavailable 0: the new pod's agent starts while the old pod's runs), with real agent
-// processes and no kubelet: the agents run with --after-handover=retire and a
-// --retired-marker in a per-"pod" directory, as the DaemonSet starts them.
+// processes and no kubelet: the agents run with --after-handover=retire, a --retired-marker
+// and a --probe-socket in a per-"pod" directory, as the DaemonSet starts them.
 //
 //  1. A successor on another metrics port takes over with no ping lost at 20 ms; the old
 //     agent stays alive, /healthz 200, /readyz 503 "retired: handed over to pid N"; SIGTERM:
 //     exit 0, traffic still flows, veth and OVS port untouched.
 //  2. The old pod's container restarted by the kubelet (same marker) stays retired: it does
 //     not take the ports back from the newer agent.
+//  3. An agent killed (SIGKILL) as soon as it has answered its successor's handover, before
+//     it has drained (its own probe says retired at once), and restarted: its marker was
+//     written before the answer, so it stays retired and the successor keeps the ports.
 //
 // The DaemonSet's own case, both agents on one metrics port (the pods share the host's
 // network namespace), with its exact command line, is test/deploy's
@@ -95,7 +115,7 @@ func TestSurgeUpgrade(t *testing.T) {
 	podA, podB := t.TempDir(), t.TempDir()
 	retire := func(pod, port string) []string {
 		return []string{"--after-handover=retire", "--retired-marker=" + filepath.Join(pod, "retired"),
-			"--metrics-address=127.0.0.1:" + port}
+			"--probe-socket=" + filepath.Join(pod, "probe.sock"), "--metrics-address=127.0.0.1:" + port}
 	}
 	old := a.startAgentWith(t, retire(podA, "9310")...)
 	waitFor(t, 10*time.Second, "agent A's heartbeat", func() bool {
@@ -147,6 +167,16 @@ func TestSurgeUpgrade(t *testing.T) {
 		t.Errorf("retired agent's /readyz: %d %q (want 503 %q)", code, body, reason)
 	}
 	waitFor(t, 10*time.Second, "the successor's /readyz 200", readyz("127.0.0.1:9311", http.StatusOK, "ok"))
+	// The pods' own exec probes: A alive and not ready (retired), B ready.
+	if code, out := podProbe(t, podA, "healthz"); code != 0 || !strings.Contains(out, reason) {
+		t.Errorf("A's liveness probe: exit %d %q (want 0, %s)", code, out, reason)
+	}
+	if code, out := podProbe(t, podA, "readyz"); code != 1 || !strings.Contains(out, reason) {
+		t.Errorf("A's readiness probe: exit %d %q (want 1, %s)", code, out, reason)
+	}
+	if code, out := podProbe(t, podB, "readyz"); code != 0 {
+		t.Errorf("B's readiness probe: exit %d %q (want 0)", code, out)
+	}
 	if _, err := os.Stat(filepath.Join(podA, "retired")); err != nil {
 		t.Errorf("no retired marker: %v", err)
 	}
@@ -181,6 +211,41 @@ func TestSurgeUpgrade(t *testing.T) {
 	if out := a.mustSclp(t, "list-ports"); !strings.Contains(out, "ready") {
 		t.Errorf("port not ready under B:\n%s", out)
 	}
+	if after := hostState(); after != before {
+		t.Errorf("host state changed: %s -> %s", before, after)
+	}
+
+	// 3. C takes over from B, and B's container dies right after answering (before its
+	// drain); the kubelet restarts it.
+	podC := t.TempDir()
+	third := a.startAgentWith(t, retire(podC, "9312")...)
+	waitFor(t, 30*time.Second, "B's own probe to say it retired", func() bool {
+		code, out := podProbe(t, podB, "readyz")
+		return code == 1 && strings.Contains(out, fmt.Sprintf("handed over to pid %d", third.Pid()))
+	})
+	succ.Cmd.Process.Kill()
+	<-succ.Done()
+	if m, err := os.ReadFile(filepath.Join(podB, "retired")); err != nil || !strings.Contains(string(m), fmt.Sprintf(`"pid":%d`, third.Pid())) {
+		t.Fatalf("B's marker after SIGKILL right after its answer: %q %v (want C's pid)", m, err)
+	}
+	restartedB := a.startAgentWith(t, retire(podB, "9311")...)
+	waitFor(t, 10*time.Second, "the restarted B to stay retired", func() bool {
+		return strings.Contains(restartedB.Output(), "staying retired")
+	})
+	waitFor(t, 10*time.Second, "C's readiness probe", func() bool { code, _ := podProbe(t, podC, "readyz"); return code == 0 })
+	stop = continuousPing(t, a.vms[0], b.vms[0], interval)
+	time.Sleep(time.Second)
+	noLoss("ping under C with the restarted B retired", stop())
+	if !alive(third) || !alive(restartedB) {
+		t.Fatalf("agents: C alive %v, restarted B alive %v", alive(third), alive(restartedB))
+	}
+	if strings.Contains(third.Output(), "successor agent") {
+		t.Errorf("the restarted B approached C:\n%s", third.Output())
+	}
+	if code, out := podProbe(t, podB, "healthz"); code != 0 || !strings.Contains(out, "retired") {
+		t.Errorf("restarted B's liveness probe: exit %d %q (want 0, retired)", code, out)
+	}
+	sigterm(t, "restarted retired agent B", restartedB)
 	if after := hostState(); after != before {
 		t.Errorf("host state changed: %s -> %s", before, after)
 	}
