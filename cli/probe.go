@@ -84,16 +84,20 @@ func askProbe(ctx context.Context, sock, path string) (int, string, error) {
 type probeServer struct {
 	h    atomic.Pointer[http.Handler]
 	srv  *http.Server
-	ln   net.Listener
 	path string
+	mine os.FileInfo
 }
 
 // serveProbes listens on path (replacing a leftover socket of this container's previous
-// run: the directory is the pod's own) and answers "starting" until set is called. A nil
-// *probeServer (path "") does nothing.
+// run: the directory is the pod's own) and answers "starting" until set is called. A
+// socket on which a process still answers is another agent's: the probes would not be
+// this process's own, so that is an error. A nil *probeServer (path "") does nothing.
 func serveProbes(path string) (*probeServer, error) {
 	if path == "" {
 		return nil, nil
+	}
+	if agentAnswers(path) {
+		return nil, fmt.Errorf("--probe-socket %s: another process serves it (give each agent its own, e.g. in its pod's emptyDir)", path)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("probe socket %s: %w", path, err)
@@ -102,11 +106,16 @@ func serveProbes(path string) (*probeServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("probe socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // close removes it only while it is ours
+	mine, err := os.Lstat(path)
+	if err == nil {
+		err = os.Chmod(path, 0o600) // root only, like the status socket
+	}
+	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("probe socket %s: %w", path, err)
 	}
-	p := &probeServer{ln: ln, path: path}
+	p := &probeServer{path: path, mine: mine}
 	p.starting("starting")
 	p.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*p.h.Load()).ServeHTTP(w, r)
@@ -139,7 +148,9 @@ func (p *probeServer) starting(step string) {
 	p.set(mux)
 }
 
-// close stops serving and removes the socket.
+// close stops serving and removes the socket if path still names it: the same file, on
+// which nobody else answers once this server has stopped (a removed socket's inode number
+// can come back for a new one).
 func (p *probeServer) close() {
 	if p == nil {
 		return
@@ -147,7 +158,9 @@ func (p *probeServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	p.srv.Shutdown(ctx)
-	os.Remove(p.path)
+	if !agentAnswers(p.path) {
+		removeIfSame(p.path, p.mine)
+	}
 }
 
 // checksHandler answers /healthz (live) and /readyz (live and ready) like the metrics

@@ -231,3 +231,40 @@ func TestRetiredMarkerBeforeAnswer(t *testing.T) {
 	default:
 	}
 }
+
+// TestProbeSocketIsItsOwn: an agent does not take over a probe socket on which another
+// process answers (its probes would not be its own), replaces a dead one (the previous run
+// of its container), and removes only the socket it created.
+func TestProbeSocketIsItsOwn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "probe.sock")
+	p1, err := serveProbes(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("probe socket mode: %v %v, want 0600", fi, err)
+	}
+	if p2, err := serveProbes(path); err == nil || !strings.Contains(err.Error(), "another process") {
+		p2.close()
+		t.Fatalf("second serveProbes on a live socket: %v, want an error", err)
+	}
+	if code, body := probeCode(path, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
+		t.Errorf("first server after the refused second: %d %q", code, body)
+	}
+	// A successor in the same place after this one stopped answering (not in a pod): the
+	// first one's close must leave the new socket alone.
+	p1.srv.Close()
+	p3, err := serveProbes(path)
+	if err != nil {
+		t.Fatalf("serveProbes over a dead socket: %v", err)
+	}
+	defer p3.close()
+	p1.close()
+	if code, _ := probeCode(path, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("the replaced server's close removed its successor's socket: %d", code)
+	}
+	var nilServer *probeServer
+	nilServer.set(nil)
+	nilServer.starting("x")
+	nilServer.close()
+}
