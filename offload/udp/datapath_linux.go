@@ -436,6 +436,7 @@ func (d *Datapath) addFastPort(spec offload.PortSpec, underlay, tunnel int) bool
 			d.opts.Logf("udp datapath: running without the fast path: %v", err)
 			return false
 		}
+		f.flags = fastFlags(d.opts.FastPathAllFrames)
 		d.fast = f
 		d.fastStop = make(chan struct{})
 		d.startRefresh()

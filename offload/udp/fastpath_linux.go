@@ -119,6 +119,17 @@ type fastPath struct {
 	locals map[bpf.SclpUdpLocalKey]int // references by local (address, port)
 	keys   map[string]fastPortKeys     // by port name
 	attach func(ifindex int, prog *ebpf.Program) (link.Link, error)
+	// flags go into every port's entries: bpf.UDPFastAllFrames (Options.FastPathAllFrames)
+	// or 0 (only frames that may overtake their flow).
+	flags uint8
+}
+
+// fastFlags are the entries' flags for Options.FastPathAllFrames.
+func fastFlags(all bool) uint8 {
+	if all {
+		return bpf.UDPFastAllFrames
+	}
+	return 0
 }
 
 type refLink struct {
@@ -211,7 +222,7 @@ func (f *fastPath) addPort(spec offload.PortSpec, underlay, tunnel, mtu int) err
 			return fmt.Errorf("fast path local address: %w", err)
 		}
 	}
-	v := bpf.SclpUdpRxPort{Ifindex: k.tunnel, Mtu: uint32(mtu)}
+	v := bpf.SclpUdpRxPort{Ifindex: k.tunnel, Mtu: uint32(mtu), Flags: uint32(f.flags)}
 	if err := f.objs.RxPorts.Update(k.rx, v, ebpf.UpdateAny); err != nil {
 		f.release(k)
 		return fmt.Errorf("fast path port: %w", err)
@@ -234,7 +245,7 @@ func (f *fastPath) addTx(spec offload.PortSpec, ul *net.Interface, tunnel int) e
 	}
 	k.txLink, k.peer = l, spec.Peer
 	k.tx = bpf.SclpUdpTxPort{Local: be32(spec.Local), Peer: be32(spec.Peer), Vni: spec.VNI,
-		Ifindex: uint32(ul.Index), MaxFrame: uint32(ul.MTU - txOverhead), Port: spec.DstPort}
+		Ifindex: uint32(ul.Index), MaxFrame: uint32(ul.MTU - txOverhead), Port: spec.DstPort, Flags: f.flags}
 	copy(k.tx.Smac[:], ul.HardwareAddr)
 	f.keys[spec.Name] = k
 	f.refreshPort(spec.Name, netlinkNeigh{})
@@ -650,6 +661,9 @@ func (f *fastPath) close() {
 	for _, k := range f.keys {
 		if k.txLink != nil {
 			_ = k.txLink.Close()
+		}
+		if k.borrowed != nil {
+			_ = k.borrowed.Close()
 		}
 	}
 	f.keys = map[string]fastPortKeys{}

@@ -38,12 +38,15 @@ func TestTakeoverNoDuplicates(t *testing.T) {
 }
 
 func testTakeoverDuplicates(t *testing.T, oldNoFast bool) {
-	p := newPair(t, pairOptions{opts: Options{NoFastPath: oldNoFast}})
+	// Every-frame mode (Options.FastPathAllFrames): by default the fast path leaves UDP
+	// datagrams to the sockets (flow order) and carries only frames such as TCP ACKs and
+	// ICMP, with the same socket filter and program, so the same rules apply to those.
+	p := newPair(t, pairOptions{opts: Options{NoFastPath: oldNoFast, FastPathAllFrames: true}})
 	p.ping(t)
 	old := p.dps[0]
 	var succ *Datapath
 	if err := p.hosts[0].Do(func() (err error) {
-		if succ, err = New(Options{Standby: true}); err != nil {
+		if succ, err = New(Options{Standby: true, FastPathAllFrames: true}); err != nil {
 			return err
 		}
 		return succ.EnsurePort(context.Background(), p.specs[0])
@@ -53,6 +56,13 @@ func testTakeoverDuplicates(t *testing.T, oldNoFast bool) {
 	t.Cleanup(func() { succ.Close() })
 	if err := succ.Activate(); err != nil {
 		t.Fatal(err)
+	}
+	succ.mu.Lock()
+	deferred, borrowed := succ.byName["sclp0"].fastDeferred, succ.fast.keys["sclp0"].borrowed != nil
+	succ.mu.Unlock()
+	if !deferred || borrowed == oldNoFast {
+		t.Errorf("successor: transmit fast path deferred %v (want true), old datapath's filter borrowed %v (want %v)",
+			deferred, borrowed, !oldNoFast)
 	}
 	// Longer than a neighbour refresh: a successor that did not defer would have written its
 	// transmit entry by now.
