@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/sclp-ovs/sclp-ovs/offload"
 	"github.com/sclp-ovs/sclp-ovs/offload/bpf"
@@ -250,3 +251,54 @@ func TestFastPortCountersFailure(t *testing.T) {
 type nopLink struct{ link.Link }
 
 func (nopLink) Close() error { return nil }
+
+// TestFanoutMembers: the sock_diag listing finds exactly the packet sockets of one fanout
+// group (by inode) in the calling thread's namespace, and none of another group's.
+func TestFanoutMembers(t *testing.T) {
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("needs root (namespaces)")
+	}
+	ns := testbed.NewNS(t, "fo")
+	err := ns.Do(func() error {
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		want := map[uint64]bool{}
+		for g, n := range map[int]int{0x1234: 3, 0x1235: 1} {
+			for range n {
+				fd, err := packetSocket(lo.Index, g, 1<<16)
+				if err != nil {
+					return err
+				}
+				t.Cleanup(func() { unix.Close(fd) })
+				var st unix.Stat_t
+				if err := unix.Fstat(fd, &st); err != nil {
+					return err
+				}
+				if g == 0x1234 {
+					want[st.Ino] = true
+				}
+			}
+		}
+		got, err := fanoutMembers(0x1234)
+		if err != nil {
+			return err
+		}
+		if len(got) != len(want) {
+			t.Errorf("group members %v, want %v", got, want)
+		}
+		for _, ino := range got {
+			if !want[ino] {
+				t.Errorf("inode %d listed, not in the group (want %v)", ino, want)
+			}
+		}
+		if got, err := fanoutMembers(0x4321); err != nil || len(got) != 0 {
+			t.Errorf("empty group: %v, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
