@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -104,9 +105,13 @@ type port struct {
 	// sockets the inodes of the port's transmit sockets (the fanout group's members that
 	// are ours).
 	fastDeferred bool
-	ul           net.Interface
-	tunnel       int
-	sockets      map[uint64]bool
+	// borrowed is the transmit sockets' filter of a port without a transmit fast path of
+	// its own while another agent's sclp_udp_tx runs on its veth: that agent's
+	// sclp_udp_txsock reading its map (nil: no filter).
+	borrowed *ebpf.Program
+	ul       net.Interface
+	tunnel   int
+	sockets  map[uint64]bool
 }
 
 // EnsurePort starts carrying spec; a port already running with the same spec is left alone,
@@ -193,6 +198,14 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 			d.opts.Logf("udp datapath: %v", err)
 		}
 		p.ul, p.tunnel, p.sockets = *ul, peer.Index, map[uint64]bool{}
+	} else {
+		// No transmit fast path here, but maybe the running agent's (a takeover by an agent
+		// without it): our sockets must skip what its program sends.
+		var err error
+		if p.borrowed, err = borrowForeignFilter(peer.Index, d.fast.ownTx()); err != nil {
+			d.opts.Logf("udp datapath: port %s: its sockets may duplicate frames the running agent's fast path sends until that agent stops: %v", spec.Name, err)
+		}
+		p.tunnel = peer.Index
 	}
 	mss := ul.MTU - sclp.UDPOverhead
 	for range d.opts.Workers {
@@ -208,6 +221,10 @@ func (d *Datapath) startPort(spec offload.PortSpec, key fallback.PortKey) (p *po
 			var st unix.Stat_t
 			if unix.Fstat(fd, &st) == nil {
 				p.sockets[st.Ino] = true
+			}
+		} else if p.borrowed != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ATTACH_BPF, p.borrowed.FD()); err != nil {
+				d.opts.Logf("udp datapath: port %s: a socket may duplicate frames the running agent's fast path sends: %v", spec.Name, err)
 			}
 		}
 		snd, err := newSender(mss, p.stopping.Load)
@@ -256,6 +273,10 @@ func (d *Datapath) stopPort(p *port) {
 		d.fast.stopRx(p.spec.Name) // from here on the port's datagrams take the socket
 	}
 	p.stopTx()
+	if p.borrowed != nil {
+		_ = p.borrowed.Close()
+		p.borrowed = nil
+	}
 	if d.fast != nil {
 		// After the transmit sockets closed: until then the transmit program sends what
 		// their filter skips.
@@ -308,6 +329,12 @@ func (d *Datapath) Activate() error {
 // has stopped (it retired, its status socket is gone): where packet sockets cannot be
 // listed (no sock_diag), the ports then go by the TCX chain alone. Call it in the ports'
 // network namespace (as EnsurePort). Without deferred ports it returns at once.
+//
+// A port without a transmit fast path of its own (Options.NoFastPath, NoFastPathTx, or a
+// program that did not load) that started while another agent's sclp_udp_tx ran on its veth
+// carries that agent's socket filter until the program is gone; FinishTakeover (and, with
+// the fast path loaded, the neighbour refresh) removes it then. A datapath with NoFastPath
+// has no refresh: a successor must call FinishTakeover.
 func (d *Datapath) FinishTakeover(ctx context.Context) error {
 	d.mu.Lock()
 	d.takeoverDone = true
@@ -328,13 +355,40 @@ func (d *Datapath) FinishTakeover(ctx context.Context) error {
 }
 
 // finishTakeover starts the deferred transmit fast path of every port whose veth no other
-// agent uses any more and returns how many ports still wait. The sockets first get this
+// agent uses any more (and detaches the borrowed filter of ports without a fast path once
+// the other program is gone) and returns how many ports still wait. The sockets first get this
 // datapath's filter (the port has no entry yet: they take everything, as the other agent's
 // filter with its entry gone does), then the entry is written. Called with d.mu held, in
 // the ports' network namespace.
 func (d *Datapath) finishTakeover() (left int) {
-	if d.fast == nil || d.closed {
+	if d.closed {
 		return 0
+	}
+	for name, p := range d.byName {
+		if p.borrowed == nil || p.stopping.Load() {
+			continue
+		}
+		// A port without a transmit fast path: once the other agent's program is gone
+		// (it deleted its entry before, so the filter already passed everything), its
+		// sockets need no filter.
+		found, m, err := foreignTx(p.tunnel, d.fast.ownTx())
+		if m != nil {
+			m.Close()
+		}
+		if err != nil || found {
+			left++
+			continue
+		}
+		for _, w := range p.workers {
+			if err := unix.SetsockoptInt(w.fd, unix.SOL_SOCKET, unix.SO_DETACH_BPF, 0); err != nil {
+				d.opts.Logf("udp datapath: port %s: socket filter: %v", name, err)
+			}
+		}
+		_ = p.borrowed.Close()
+		p.borrowed = nil
+	}
+	if d.fast == nil {
+		return left
 	}
 	for name, p := range d.byName {
 		if !p.fastDeferred || p.stopping.Load() {
@@ -492,7 +546,7 @@ func (d *Datapath) startRefresh() {
 			if d.fast != nil {
 				d.fast.refreshAll(netlinkNeigh{h})
 				for _, p := range d.byName {
-					deferred = deferred || p.fastDeferred
+					deferred = deferred || p.fastDeferred || p.borrowed != nil
 				}
 			}
 			d.mu.Unlock()

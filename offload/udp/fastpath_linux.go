@@ -301,14 +301,14 @@ func (f *fastPath) startTakeover(name string, tunnel, group int, standby bool) (
 	if !ok || f.tx == nil {
 		return false, nil
 	}
-	found, m, qerr := f.foreignTx(tunnel)
+	found, m, qerr := foreignTx(tunnel, f.ownTx())
 	members, derr := fanoutMembers(group)
 	if !found && len(members) == 0 && (!standby || qerr == nil && derr == nil) {
 		return false, nil
 	}
 	if m != nil {
 		defer m.Close()
-		k.borrowed, err = f.borrowFilter(m)
+		k.borrowed, err = borrowFilter(f.spec, m)
 		f.keys[name] = k
 	} else if found {
 		err = errors.New("the running agent's transmit map is not readable")
@@ -319,14 +319,23 @@ func (f *fastPath) startTakeover(name string, tunnel, group int, standby bool) (
 	return true, err
 }
 
-// foreignTx looks for another datapath's sclp_udp_tx on the tunnel veth's TCX ingress and
-// returns whether there is one and its udp_tx_ports map (nil when it cannot be opened; the
-// caller closes it).
-func (f *fastPath) foreignTx(tunnel int) (found bool, m *ebpf.Map, err error) {
-	own := ebpf.ProgramID(0)
-	if info, err := f.tx.Tx.Info(); err == nil {
-		own, _ = info.ID()
+// ownTx is the id of this datapath's sclp_udp_tx (0: none).
+func (f *fastPath) ownTx() ebpf.ProgramID {
+	if f == nil || f.tx == nil {
+		return 0
 	}
+	info, err := f.tx.Tx.Info()
+	if err != nil {
+		return 0
+	}
+	id, _ := info.ID()
+	return id
+}
+
+// foreignTx looks for an sclp_udp_tx other than own on the tunnel veth's TCX ingress and
+// returns whether there is one and its udp_tx_ports map (nil when it cannot be opened; the
+// caller closes it). Call in the veth's network namespace.
+func foreignTx(tunnel int, own ebpf.ProgramID) (found bool, m *ebpf.Map, err error) {
 	res, err := link.QueryPrograms(link.QueryOptions{Target: tunnel, Attach: ebpf.AttachTCXIngress})
 	if err != nil {
 		return false, nil, err
@@ -360,13 +369,36 @@ func (f *fastPath) foreignTx(tunnel int) (found bool, m *ebpf.Map, err error) {
 	return false, nil, nil
 }
 
-// borrowFilter loads sclp_udp_txsock reading m (another agent's udp_tx_ports).
-func (f *fastPath) borrowFilter(m *ebpf.Map) (*ebpf.Program, error) {
+// borrowForeignFilter returns, when another datapath's sclp_udp_tx (not own) runs on the
+// tunnel veth, its socket filter (borrowFilter) for the transmit sockets of a port that does
+// not send through the fast path itself (nil: none runs). Without it those sockets would
+// also send what that program sends (a takeover by an agent without the fast path).
+func borrowForeignFilter(tunnel int, own ebpf.ProgramID) (*ebpf.Program, error) {
+	found, m, err := foreignTx(tunnel, own)
+	if err != nil || !found {
+		return nil, nil
+	}
+	if m == nil {
+		return nil, errors.New("the running agent's transmit map is not readable")
+	}
+	defer m.Close()
+	return borrowFilter(nil, m)
+}
+
+// borrowFilter loads sclp_udp_txsock of spec (nil: the bpf package's) reading m (another
+// agent's udp_tx_ports).
+func borrowFilter(spec *ebpf.CollectionSpec, m *ebpf.Map) (*ebpf.Program, error) {
+	if spec == nil {
+		var err error
+		if spec, err = bpf.LoadSclp(); err != nil {
+			return nil, fmt.Errorf("load the running agent's socket filter: %w", err)
+		}
+	}
 	var o struct {
 		TxSock *ebpf.Program `ebpf:"sclp_udp_txsock"`
 	}
 	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{bpf.SclpMapUdpTxPorts: m}}
-	if err := f.spec.LoadAndAssign(&o, opts); err != nil {
+	if err := spec.LoadAndAssign(&o, opts); err != nil {
 		return nil, fmt.Errorf("load the running agent's socket filter: %w", err)
 	}
 	return o.TxSock, nil
@@ -377,7 +409,7 @@ func (f *fastPath) borrowFilter(m *ebpf.Map) (*ebpf.Program, error) {
 // says whether to go by the program alone (the agent said the old one is gone). Call in the
 // port's network namespace.
 func (f *fastPath) othersGone(tunnel, group int, mine map[uint64]bool, trust bool) bool {
-	found, m, err := f.foreignTx(tunnel)
+	found, m, err := foreignTx(tunnel, f.ownTx())
 	if m != nil {
 		m.Close()
 	}
