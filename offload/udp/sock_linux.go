@@ -76,8 +76,10 @@ func disconnect(fd int) error {
 // virtio_net_hdr in front, ignores frames sent out of the device (our own injections), and
 // joins fanout group (PACKET_FANOUT_HASH) when group >= 0.
 func packetSocket(ifindex, group, buf int) (int, error) {
-	proto := int(htons(unix.ETH_P_ALL))
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	// Protocol 0 at socket(): the socket sees nothing until bind names the device and
+	// ETH_P_ALL (opened with ETH_P_ALL it would take every device's frames until then, and
+	// during a takeover send frames the running agent's sockets send too).
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("packet socket: %w", err)
 	}
