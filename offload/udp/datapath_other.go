@@ -27,10 +27,10 @@ type PortStats struct {
 
 // FastPathStats are the counters of the tc-BPF fast path (see the Linux build).
 type FastPathStats struct {
-	Loaded                                                              bool
-	RxFrames, RxBytes, RxChecksumChecked, RxChecksumTrusted             uint64
-	RxPassGSO, RxPassMulti, RxPassNoPort, RxPassNoChecksum, RxPassOther uint64
-	RxDropChecksum, RxDropError                                         uint64
+	Loaded                                                                           bool
+	RxFrames, RxBytes, RxChecksumChecked, RxChecksumTrusted                          uint64
+	RxPassGSO, RxPassMulti, RxPassNoPort, RxPassNoChecksum, RxPassOther, RxPassOrder uint64
+	RxDropChecksum, RxDropError                                                      uint64
 }
 
 // Stats are the datapath's counters (see the Linux build).

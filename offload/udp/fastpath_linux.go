@@ -42,8 +42,10 @@ type FastPathStats struct {
 	// as it does without the fast path; RxPassNoChecksum datagrams without a UDP checksum;
 	// RxPassOther anything else left to the socket (IP options or fragments, a bad or
 	// truncated SCLP/VXLAN header, a frame above the port MTU, an inner frame whose L4
-	// checksum the program cannot finish).
-	RxPassGSO, RxPassMulti, RxPassNoPort, RxPassNoChecksum, RxPassOther uint64
+	// checksum the program cannot finish, a local CHECKSUM_PARTIAL datagram whose checksum
+	// starts in the outer headers); RxPassOrder frames that must keep their order in their
+	// flow (TCP with payload, UDP: docs/udp-mode.md "Flow order"), unless FastPathAllFrames.
+	RxPassGSO, RxPassMulti, RxPassNoPort, RxPassNoChecksum, RxPassOther, RxPassOrder uint64
 	// RxDropChecksum counts datagrams with a bad UDP checksum (dropped by the program);
 	// RxDropError frames dropped because a helper failed half-way.
 	RxDropChecksum, RxDropError uint64
@@ -65,6 +67,7 @@ func (s *FastPathStats) add(o FastPathStats) {
 	s.RxPassNoPort += o.RxPassNoPort
 	s.RxPassNoChecksum += o.RxPassNoChecksum
 	s.RxPassOther += o.RxPassOther
+	s.RxPassOrder += o.RxPassOrder
 	s.RxDropChecksum += o.RxDropChecksum
 	s.RxDropError += o.RxDropError
 	s.TxFrames += o.TxFrames
@@ -597,6 +600,7 @@ const (
 	ustTxBytes
 	ustTxDropCsum
 	ustTxDropError
+	ustRxPassOrder
 	ustMax
 )
 
@@ -620,6 +624,7 @@ func (f *fastPath) stats() FastPathStats {
 	s.RxDropChecksum, s.RxDropError = c[ustRxDropCsum], c[ustRxDropError]
 	s.TxFrames, s.TxBytes = c[ustTxFrames], c[ustTxBytes]
 	s.TxDropChecksum, s.TxDropError = c[ustTxDropCsum], c[ustTxDropError]
+	s.RxPassOrder = c[ustRxPassOrder]
 	return s
 }
 
