@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -163,33 +162,11 @@ func (p *probeServer) close() {
 	}
 }
 
-// checksHandler answers /healthz (live) and /readyz (live and ready) like the metrics
-// endpoint (controller/metrics): 200 "ok", or 503 with one line per failed check.
+// checksHandler answers /healthz (live) and /readyz (live and ready) as the metrics endpoint
+// does (metrics.CheckHandler): 200 "ok", or 503 with one line per failed check.
 func checksHandler(live, ready []metrics.Check) http.Handler {
-	serve := func(checks []metrics.Check) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			var b strings.Builder
-			failed := false
-			for _, c := range checks {
-				if err := c.Fn(ctx); err != nil {
-					failed = true
-					fmt.Fprintf(&b, "[-] %s: %v\n", c.Name, err)
-				}
-			}
-			w.Header().Set("Cache-Control", "no-store")
-			if failed {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				b.WriteString("failed\n")
-			} else {
-				b.WriteString("ok\n")
-			}
-			io.WriteString(w, b.String())
-		}
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/healthz", serve(live))
-	mux.Handle("/readyz", serve(append(append([]metrics.Check(nil), live...), ready...)))
+	mux.Handle("/healthz", metrics.CheckHandler(live))
+	mux.Handle("/readyz", metrics.CheckHandler(append(append([]metrics.Check(nil), live...), ready...)))
 	return mux
 }

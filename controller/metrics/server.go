@@ -58,8 +58,8 @@ func Handler(opts ServerOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second}))
-	mux.Handle("/healthz", checkHandler(opts.Live))
-	mux.Handle("/readyz", checkHandler(append(append([]Check(nil), opts.Live...), opts.Ready...)))
+	mux.Handle("/healthz", CheckHandler(opts.Live))
+	mux.Handle("/readyz", CheckHandler(append(append([]Check(nil), opts.Live...), opts.Ready...)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -70,9 +70,10 @@ func Handler(opts ServerOptions) http.Handler {
 	return mux
 }
 
-// checkHandler answers 200 "ok" when every check passes, else 503 with one line per failed
-// check. ?verbose lists passing checks too.
-func checkHandler(checks []Check) http.Handler {
+// CheckHandler answers 200 "ok" when every check passes, else 503 with one line per failed
+// check. ?verbose lists passing checks too. The metrics endpoint serves /healthz and /readyz
+// with it, and the agent's probe socket too (cli).
+func CheckHandler(checks []Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
 		defer cancel()
