@@ -47,19 +47,14 @@ func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 				Sample{Counter: RxFrames, Port: name, Peer: peer, Path: PathKernel, Value: p.RxFastFrames},
 				Sample{Counter: RxFrameBytes, Port: name, Peer: peer, Path: PathKernel, Value: p.RxFastBytes})
 		}
-		for _, d := range []struct {
-			dir, reason string
-			v           uint64
-		}{
+		out.Samples = appendDrops(out.Samples, name, peer, []drop{
 			{DirectionTx, "too_large", p.TxTooLarge},
 			{DirectionTx, "unsupported_gso", p.TxUnsupportedGSO},
 			{DirectionTx, "send_error", p.TxSendErrors},
 			{DirectionTx, "truncated", p.TxTruncated},
 			{DirectionTx, "socket_overflow", p.TxSocketDrops},
 			{DirectionRx, "inject_error", p.RxInjectErrors},
-		} {
-			out.Samples = append(out.Samples, Sample{Counter: Drops, Port: name, Peer: peer, Direction: d.dir, Reason: d.reason, Value: d.v})
-		}
+		})
 	}
 	fp := s.FastPath
 	out.Add(RxSegments, "", "", s.RxSegments+fp.RxFrames)
@@ -69,17 +64,26 @@ func FromUDP(s udp.Stats, peers map[string]netip.Addr) DatapathStats {
 	out.Samples = appendReassemblyDrops(out.Samples, s.Reassembly)
 	if fp.Loaded {
 		// The fast path's own drops (no port: the programs count per datapath).
-		for _, d := range []struct {
-			dir, reason string
-			v           uint64
-		}{
+		out.Samples = appendDrops(out.Samples, "", "", []drop{
 			{DirectionRx, "bad_checksum", fp.RxDropChecksum},
 			{DirectionRx, "error", fp.RxDropError},
 			{DirectionTx, "csum", fp.TxDropChecksum},
 			{DirectionTx, "error", fp.TxDropError},
-		} {
-			out.Samples = append(out.Samples, Sample{Counter: Drops, Direction: d.dir, Reason: d.reason, Value: d.v})
-		}
+		})
+	}
+	return out
+}
+
+// drop is one drop counter: its direction, reason and value.
+type drop struct {
+	dir, reason string
+	v           uint64
+}
+
+// appendDrops appends a Drops sample per counter, labelled with port and peer.
+func appendDrops(out []Sample, port, peer string, ds []drop) []Sample {
+	for _, d := range ds {
+		out = append(out, Sample{Counter: Drops, Port: port, Peer: peer, Direction: d.dir, Reason: d.reason, Value: d.v})
 	}
 	return out
 }
