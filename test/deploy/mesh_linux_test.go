@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/http"
@@ -32,6 +33,21 @@ func meshNode(name string, ip netip.Addr, inMesh bool) *corev1.Node {
 	}
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: name}, {Type: corev1.NodeInternalIP, Address: ip.String()}}
 	return n
+}
+
+// meshHosts makes n namespace hosts on subnet, a fake clientset with one Node per host
+// (kvm-0, kvm-1, ..., all in the mesh) and an API server for it in the first host, which the
+// others reach over the underlay; it returns the hosts, the clientset and the kubeconfig path.
+func meshHosts(t *testing.T, n int, subnet netip.Prefix) ([]*testbed.Host, *fake.Clientset, string) {
+	t.Helper()
+	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: n, Subnet: subnet})
+	client := fake.NewClientset()
+	for i, h := range hosts {
+		if _, err := client.CoreV1().Nodes().Create(context.Background(), meshNode(fmt.Sprintf("kvm-%d", i), h.IP, true), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hosts, client, startAPIServer(t, hosts[0].NS, hosts[0].IP, client).kubeconfig(t)
 }
 
 // vsctlPorts returns the external_ids of every Interface that carries the sclp-ovs mark,

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
@@ -22,15 +21,8 @@ import (
 // unreachable, while the two remaining hosts still talk.
 func TestMeshCarriesTraffic(t *testing.T) {
 	testbed.RequireRoot(t)
-	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: 3, Subnet: netip.MustParsePrefix("10.93.0.0/24")})
-	client := fake.NewClientset()
-	for i, h := range hosts {
-		if _, err := client.CoreV1().Nodes().Create(context.Background(), meshNode(fmt.Sprintf("kvm-%d", i), h.IP, true), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// The API server lives in the first host; the others reach it over the underlay.
-	kubeconfig := startAPIServer(t, hosts[0].NS, hosts[0].IP, client).kubeconfig(t)
+	hosts, client, kubeconfig := meshHosts(t, 3, netip.MustParsePrefix("10.93.0.0/24"))
 
 	vms := make([]*testbed.VM, len(hosts))
 	ovss := make([]*testbed.OVS, len(hosts))

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/sclp-ovs/sclp-ovs/controller"
 	"github.com/sclp-ovs/sclp-ovs/test/testbed"
@@ -38,14 +36,7 @@ import (
 // No ping is lost, and the port and its veth are those of before.
 func TestSurgeUpdateCarriesTraffic(t *testing.T) {
 	testbed.RequireRoot(t)
-	hosts := testbed.NewHosts(t, testbed.HostsOptions{N: 2, Subnet: netip.MustParsePrefix("10.94.0.0/24")})
-	client := fake.NewClientset()
-	for i, h := range hosts {
-		if _, err := client.CoreV1().Nodes().Create(context.Background(), meshNode(fmt.Sprintf("kvm-%d", i), h.IP, true), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kubeconfig := startAPIServer(t, hosts[0].NS, hosts[0].IP, client).kubeconfig(t)
+	hosts, _, kubeconfig := meshHosts(t, 2, netip.MustParsePrefix("10.94.0.0/24"))
 	vms := make([]*testbed.VM, len(hosts))
 	ovss := make([]*testbed.OVS, len(hosts))
 	agents := make([]*testbed.Proc, len(hosts))
